@@ -1,0 +1,24 @@
+"""llm-mux: a multiplexer for LLMs.
+
+The public API is small and pinned by a test; heavy modules load only when used, so
+``import llm_mux`` stays cheap for the CLI's start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llm_mux._version import __version__
+
+if TYPE_CHECKING:
+    from llm_mux.config import load_config
+
+__all__ = ["__version__", "load_config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_config":
+        from llm_mux.config import load_config
+
+        return load_config
+    raise AttributeError(f"module 'llm_mux' has no attribute {name!r}")

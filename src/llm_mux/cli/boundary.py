@@ -1,0 +1,65 @@
+"""The one place where exceptions become exit codes and messages.
+
+Commands raise domain errors and never print them; here they are shown as one paragraph
+on stderr (secrets masked), with a traceback only under ``--debug``:
+0 success, 1 failure, 2 invalid input, 130/143/129 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from llm_mux.errors import Interrupted, LlmMuxError
+from llm_mux.secrets import redact
+
+
+def _print_error(text: str) -> None:
+    try:
+        sys.stderr.write(redact(text).rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _traceback_if_debug(args: list[str]) -> None:
+    if "--debug" in args:
+        _print_error("".join(traceback.format_exc()))
+
+
+def main(args: list[str]) -> int:
+    """Run the CLI with ``args`` and return the exit code."""
+    from llm_mux.cli.app import cli
+
+    try:
+        result = cli.main(args=args, prog_name="llm-mux", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _print_error("interrupted")
+        return 130
+    except click.ClickException as exc:
+        _traceback_if_debug(args)
+        exc.show()
+        return 2 if exc.exit_code == 1 else exc.exit_code
+    except Interrupted as exc:
+        _print_error(exc.format())
+        return exc.exit_code
+    except LlmMuxError as exc:
+        _traceback_if_debug(args)
+        _print_error(f"error: {exc.format()}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # the last line of defence: no traceback without --debug
+        _traceback_if_debug(args)
+        _print_error(
+            f"internal error: {type(exc).__name__}: {exc}\nhint: run with --debug for details"
+        )
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,29 @@
+"""Small helpers shared by commands: config loading and output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from llm_mux.cli.options import Settings
+from llm_mux.config import Config, load_config
+from llm_mux.secrets import redact
+
+
+def load(settings: Settings) -> Config:
+    """The merged config for this invocation (user, project, ``--config``)."""
+    return load_config(settings.config)
+
+
+def emit_json(document: Any) -> None:
+    """Write exactly one JSON document on stdout, secrets masked."""
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(redact(text) + "\n")
+    sys.stdout.flush()
+
+
+def emit_text(text: str) -> None:
+    """Write the final output on stdout, secrets masked, with one trailing newline."""
+    sys.stdout.write(redact(text).rstrip("\n") + "\n")
+    sys.stdout.flush()

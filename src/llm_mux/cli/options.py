@@ -1,0 +1,125 @@
+"""Global options, accepted before or after the subcommand.
+
+Each option is declared on the group and on every command; whichever is given last on the
+command line wins, and all land in one :class:`Settings` object on the root context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUT_MODES = ("console", "json", "quiet")
+
+
+@dataclass
+class Settings:
+    """What the global options asked for."""
+
+    output: str = "console"
+    debug: bool = False
+    team: str | None = None
+    config: Path | None = None
+    ecosystem: str | None = None
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    @property
+    def quiet(self) -> bool:
+        return self.output == "quiet"
+
+
+def get_settings(ctx: click.Context | None = None) -> Settings:
+    """The run's settings, stored on the root context."""
+    root = (ctx or click.get_current_context()).find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = Settings()
+    return root.obj
+
+
+def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is None or value is False:
+            return
+        settings = get_settings(ctx)
+        if attribute == "quiet":
+            settings.output = "quiet"
+        elif attribute == "debug":
+            settings.debug = True
+            from llm_mux.logs import enable_debug
+
+            enable_debug()
+        else:
+            setattr(settings, attribute, value)
+
+    return store
+
+
+def global_options(func: F) -> F:
+    """Attach the global options to a group or command."""
+    options = [
+        click.option(
+            "--output",
+            "-o",
+            type=click.Choice(OUTPUT_MODES),
+            help="Output format: console (live view), json (one document), quiet.",
+            callback=_setter("output"),
+            expose_value=False,
+            is_eager=True,
+        ),
+        click.option(
+            "--quiet",
+            "-q",
+            is_flag=True,
+            default=None,
+            help="Only the final output (same as --output quiet).",
+            callback=_setter("quiet"),
+            expose_value=False,
+            is_eager=True,
+        ),
+        click.option(
+            "--debug",
+            is_flag=True,
+            default=None,
+            help="Log backend commands, timings and retries on stderr (secrets masked).",
+            callback=_setter("debug"),
+            expose_value=False,
+            is_eager=True,
+        ),
+        click.option(
+            "--team",
+            metavar="NAME|none",
+            help="Force a team, or 'none' to disable team detection.",
+            callback=_setter("team"),
+            expose_value=False,
+            is_eager=True,
+        ),
+        click.option(
+            "--ecosystem",
+            metavar="NAME",
+            help="Force the ecosystem instead of detecting it from the directory.",
+            callback=_setter("ecosystem"),
+            expose_value=False,
+            is_eager=True,
+        ),
+        click.option(
+            "--config",
+            "-c",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="An extra config file, applied after the user and project files.",
+            callback=_setter("config"),
+            expose_value=False,
+            is_eager=True,
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

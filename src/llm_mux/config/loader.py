@@ -1,0 +1,266 @@
+"""Finding, parsing, merging and validating config files.
+
+Every failure becomes a :class:`ConfigError` naming the file and, where it can be found, the
+line and column, so the user goes straight to the mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from llm_mux.config.models import Backend, ConfigFile, Defaults, Ecosystem, Role, Team
+from llm_mux.config.settings import Config
+from llm_mux.errors import ConfigError, did_you_mean
+
+PROJECT_DIR = ".llm-mux"
+CONFIG_NAME = "config.toml"
+_TABLES = ("backends", "roles", "teams", "ecosystems")
+_MODELS: dict[str, type[BaseModel]] = {
+    "backends": Backend,
+    "roles": Role,
+    "teams": Team,
+    "ecosystems": Ecosystem,
+}
+
+
+def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/llm-mux``, default ``~/.config/llm-mux``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "llm-mux"
+
+
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest ``.llm-mux`` directory walking up from ``start`` (inclusive)."""
+    for directory in (start, *start.parents):
+        candidate = directory / PROJECT_DIR
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def config_files(cwd: Path, explicit: Path | None) -> list[Path]:
+    """The config files that apply, earliest (lowest priority) first."""
+    files = []
+    user = user_config_dir() / CONFIG_NAME
+    if user.is_file():
+        files.append(user)
+    project = find_project_dir(cwd)
+    if project is not None and (project / CONFIG_NAME).is_file():
+        files.append(project / CONFIG_NAME)
+    if explicit is not None:
+        files.append(explicit)
+    return files
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config file: {reason}", file=path) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise toml_error(exc, path, text) from None
+
+
+def toml_error(exc: tomllib.TOMLDecodeError, path: Path, text: str = "") -> ConfigError:
+    """Turn tomllib's message ``… (at line L, column C)`` into a located ConfigError."""
+    message = str(exc)
+    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if match is not None:
+        line, column = int(match.group(1)), int(match.group(2))
+    elif "(at end of document)" in message:
+        lines = text.rstrip("\n").split("\n")
+        line, column = len(lines), len(lines[-1]) + 1
+    else:
+        return ConfigError(f"invalid TOML: {message}", file=path)
+    reason = re.sub(r"\s*\(at [^)]*\)$", "", message)
+    return ConfigError(f"invalid TOML: {reason}", file=path, line=line, column=column)
+
+
+def locate_key(path: Path, table: Sequence[str], key: str | None) -> int | None:
+    """Best-effort line of ``key`` inside ``[table]`` of a TOML file, for error messages."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    header = re.compile(r"^\s*\[+\s*" + r"\s*\.\s*".join(_key_rx(p) for p in table) + r"\s*\]+")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None or key is None:
+        return None if start is None else start + 1
+    key_rx = re.compile(r"^\s*" + _key_rx(key) + r"\s*=")
+    for i in range(start + 1, len(lines)):
+        if re.match(r"^\s*\[", lines[i]):
+            break
+        if key_rx.match(lines[i]):
+            return i + 1
+    return start + 1
+
+
+def _key_rx(part: str) -> str:
+    escaped = re.escape(part)
+    return f"(?:{escaped}|\"{escaped}\"|'{escaped}')"
+
+
+def _model_error(
+    exc: ValidationError, model: type[BaseModel], path: Path, table: list[str]
+) -> ConfigError:
+    """The first validation problem as a ConfigError naming the key, table and fix."""
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"]]
+    section = "[" + ".".join(table) + "]"
+    key: str | None
+    if error["type"] == "extra_forbidden":
+        key = loc[-1]
+        known = _known_keys(model, loc[:-1])
+        message = f"unknown key '{key}' in {section}{did_you_mean(key, known)}"
+    elif error["type"] == "literal_error":
+        key = ".".join(loc)
+        expected = error.get("ctx", {}).get("expected", "")
+        message = (
+            f"invalid value {error['input']!r} for '{key}' in {section}: "
+            f"allowed values are {expected}"
+        )
+    elif loc:
+        key = ".".join(loc)
+        message = f"invalid value for '{key}' in {section}: {error['msg']}"
+    else:
+        text = error["msg"].removeprefix("Value error, ")
+        quoted = re.search(r"'(\w+)'", text)
+        key = quoted.group(1) if quoted else None
+        message = f"{section}: {text}"
+    line = locate_key(path, table, loc[0] if loc else key)
+    return ConfigError(message, file=path, line=line)
+
+
+def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """Field names of the (nested) model at ``loc``, for did-you-mean."""
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            break
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = nested[0] if nested else annotation
+    fields = getattr(current, "model_fields", {})
+    return [name for name in fields if name != "name"]
+
+
+def _check_top_level(raw: dict[str, Any], path: Path) -> None:
+    try:
+        ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0])
+        if error["type"] == "extra_forbidden":
+            hint = did_you_mean(key, ("defaults", *_TABLES))
+            raise ConfigError(f"unknown table '{key}'{hint}", file=path) from None
+        raise ConfigError(f"'{key}' must be a table", file=path) from None
+
+
+def _validate_entry(kind: str, name: str, raw: Any, path: Path) -> BaseModel:
+    model = _MODELS[kind]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{kind}.{name}] must be a table", file=path)
+    try:
+        return model.model_validate({**raw, "name": name})
+    except ValidationError as exc:
+        raise _model_error(exc, model, path, [kind, name]) from None
+
+
+def _validate_defaults(raw: dict[str, Any], path: Path) -> None:
+    try:
+        Defaults.model_validate(raw)
+    except ValidationError as exc:
+        raise _model_error(exc, Defaults, path, ["defaults"]) from None
+
+
+def merge_files(files: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Read files in order; ``[defaults]`` merges key by key, other tables entry by entry.
+
+    Returns the merged defaults and, per table, ``name -> (model, source file)``.
+    """
+    defaults: dict[str, Any] = {}
+    entries: dict[str, dict[str, Any]] = {table: {} for table in _TABLES}
+    for path in files:
+        raw = _read_toml(path)
+        _check_top_level(raw, path)
+        if "defaults" in raw:
+            _validate_defaults(raw["defaults"], path)
+            defaults.update(raw["defaults"])
+        for table in _TABLES:
+            for name, value in raw.get(table, {}).items():
+                entries[table][name] = (_validate_entry(table, name, value, path), path)
+    return defaults, entries
+
+
+def _check_references(entries: dict[str, dict[str, Any]]) -> None:
+    """Roles must name known backends; team overrides must name known roles and backends."""
+    backends = entries["backends"]
+    roles = entries["roles"]
+    for name, (role, path) in roles.items():
+        _check_backends(role.backends, backends, f"role '{name}'", path, ["roles", name])
+    for team_name, (team, path) in entries["teams"].items():
+        for role_name, override in team.roles.items():
+            table = ["teams", team_name, "roles", role_name]
+            if role_name not in roles:
+                hint = did_you_mean(role_name, roles)
+                known = ", ".join(roles) or "none"
+                raise ConfigError(
+                    f"team '{team_name}' overrides unknown role '{role_name}'{hint}; "
+                    f"known roles: {known}",
+                    file=path,
+                    line=locate_key(path, table, None) or locate_key(path, table[:2], "roles"),
+                )
+            owner = f"team '{team_name}' role '{role_name}'"
+            _check_backends(override.backends, backends, owner, path, table)
+
+
+def _check_backends(
+    names: Sequence[str], backends: Mapping[str, Any], owner: str, path: Path, table: list[str]
+) -> None:
+    for backend in names:
+        if backend not in backends:
+            hint = did_you_mean(backend, backends)
+            known = ", ".join(backends) or "none"
+            raise ConfigError(
+                f"{owner} names unknown backend '{backend}'{hint}; known backends: {known}",
+                file=path,
+                line=locate_key(path, table, "backends"),
+            )
+
+
+def load_config(
+    config_file: Path | str | None = None,
+    *,
+    cwd: Path | None = None,
+) -> Config:
+    """Load, merge and validate the user, project and explicit config files (SPEC §1)."""
+    here = (cwd or Path.cwd()).resolve()
+    explicit = Path(config_file) if config_file is not None else None
+    files = config_files(here, explicit)
+    defaults_raw, entries = merge_files(files)
+    _check_references(entries)
+    project = find_project_dir(here)
+    return Config(
+        defaults=Defaults.model_validate(defaults_raw),
+        backends={n: m for n, (m, _) in entries["backends"].items()},
+        roles={n: m for n, (m, _) in entries["roles"].items()},
+        teams={n: m for n, (m, _) in entries["teams"].items()},
+        ecosystems={n: m for n, (m, _) in entries["ecosystems"].items()},
+        sources=tuple(files),
+        project_root=project.parent if project is not None else None,
+    )

@@ -1,0 +1,192 @@
+"""Pydantic models of the config file (SPEC §1).
+
+Every table forbids unknown keys, so a typo is an error with a did-you-mean rather than a
+silently ignored setting. Values holding ``${VAR}`` stay unexpanded here: expansion happens
+when a backend is used (see :mod:`llm_mux.config.expand`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BackendType = Literal["cli", "openai", "ollama", "anthropic", "mock", "local"]
+Execution = Literal["first", "parallel", "fallback"]
+MockFailure = Literal["rate_limit", "timeout", "auth", "server_error", "crash", "malformed_json"]
+
+HTTP_TYPES = frozenset({"openai", "ollama", "anthropic"})
+
+# Keys that only mean something for some backend types; using them elsewhere is an error,
+# because every key we accept must have an effect.
+_TYPE_ONLY_KEYS: dict[str, frozenset[str]] = {
+    "args": frozenset({"cli"}),
+    "env": frozenset({"cli"}),
+    "prompt_via": frozenset({"cli"}),
+    "stdin_fallback": frozenset({"cli"}),
+    "api_key": HTTP_TYPES,
+    "params": HTTP_TYPES,
+    "stream": frozenset({"openai", "ollama", "anthropic"}),
+    "api_version": frozenset({"anthropic"}),
+    "max_tokens": HTTP_TYPES | {"local"},
+    "temperature": HTTP_TYPES | {"local"},
+    "system": HTTP_TYPES | {"local"},
+    "context": frozenset({"local"}),
+    "parallel": frozenset({"local"}),
+    "threads": frozenset({"local"}),
+    "response": frozenset({"mock"}),
+    "responses": frozenset({"mock"}),
+    "echo": frozenset({"mock"}),
+    "delay": frozenset({"mock"}),
+    "fail": frozenset({"mock"}),
+    "fail_times": frozenset({"mock"}),
+    "retry_after": frozenset({"mock"}),
+    "size": frozenset({"mock"}),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Defaults(_Strict):
+    """``[defaults]``: run-wide settings."""
+
+    timeout: int = Field(300, gt=0)
+    max_concurrent: int | None = Field(None, gt=0)
+    command_wrapper: str | None = None
+    max_output_mb: int = Field(64, gt=0)
+
+
+class Backend(_Strict):
+    """``[backends.NAME]``: one LLM reachable as a command, an HTTP API, a mock or a local model."""
+
+    name: str = ""
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    model: str | None = None
+    api_key: str | None = None
+    type: BackendType | None = None
+    enabled: bool = True
+    timeout: int | None = Field(None, gt=0)
+    max_retries: int = Field(3, ge=0)
+    retry_delay: int = Field(1000, ge=0)
+    retry_rate_limit: bool = True
+    retry_timeout: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+    max_tokens: int | None = Field(None, gt=0)
+    temperature: float | None = Field(None, ge=0)
+    system: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    prompt_via: Literal["arg", "stdin"] = "arg"
+    stdin_fallback: bool = True
+    max_concurrent: int | None = Field(None, gt=0)
+    stream: bool = False
+    api_version: str | None = None
+    # local (llama.cpp in-process)
+    context: int | None = Field(None, gt=0)
+    parallel: int | None = Field(None, gt=0)
+    threads: int | None = Field(None, gt=0)
+    # mock (scripted answers for trying workflows offline)
+    response: str | None = None
+    responses: list[str] | None = None
+    echo: bool = False
+    delay: int | None = Field(None, ge=0)
+    fail: MockFailure | None = None
+    fail_times: int | None = Field(None, ge=0)
+    retry_after: float | None = Field(None, ge=0)
+    size: int | None = Field(None, ge=0)
+
+    @property
+    def kind(self) -> str:
+        """The backend type: explicit ``type``, else ``openai`` for a URL, else ``cli``."""
+        if self.type is not None:
+            return self.type
+        if self.command and self.command.startswith(("http://", "https://")):
+            return "openai"
+        return "cli"
+
+    @property
+    def is_http(self) -> bool:
+        return self.kind in HTTP_TYPES
+
+    @model_validator(mode="after")
+    def _check_kind_keys(self) -> Backend:
+        kind = self.kind
+        for key in self.model_fields_set:
+            allowed = _TYPE_ONLY_KEYS.get(key)
+            if allowed is not None and kind not in allowed:
+                kinds = ", ".join(sorted(allowed))
+                raise ValueError(
+                    f"key '{key}' applies only to backends of type {kinds}, not '{kind}'"
+                )
+        if (kind == "cli" or kind in HTTP_TYPES) and not self.command:
+            raise ValueError(f"'command' is required for a backend of type '{kind}'")
+        if kind in HTTP_TYPES and not self.model:
+            raise ValueError(f"'model' is required for an HTTP backend (type '{kind}')")
+        return self
+
+
+class Role(_Strict):
+    """``[roles.NAME]``: a task type mapped to backends and an execution mode."""
+
+    name: str = ""
+    description: str = ""
+    backends: list[str] = Field(min_length=1)
+    execution: Execution = "first"
+    min_success: int = Field(1, ge=1)
+
+
+class RoleOverride(_Strict):
+    """``[teams.X.roles.Y]``: replaces a role's backends (and optionally mode) for a team."""
+
+    backends: list[str] = Field(min_length=1)
+    execution: Execution | None = None
+    min_success: int | None = Field(None, ge=1)
+
+
+class Team(_Strict):
+    """``[teams.NAME]``: detected from marker files; overrides roles, names a verify command."""
+
+    name: str = ""
+    description: str = ""
+    detect: list[str] = Field(default_factory=list)
+    verify: str | None = None
+    roles: dict[str, RoleOverride] = Field(default_factory=dict)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _list_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"backends": v} if isinstance(v, list) else v for k, v in value.items()}
+        return value
+
+
+class Project(_Strict):
+    """``[ecosystems.E.projects.P]``: one project of an ecosystem."""
+
+    name: str = ""
+    description: str = ""
+    path: str = ""
+    type: str = ""
+    depends_on: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class Ecosystem(_Strict):
+    """``[ecosystems.NAME]``: related projects and the knowledge they share."""
+
+    name: str = ""
+    description: str = ""
+    knowledge: list[str] = Field(default_factory=list)
+    projects: dict[str, Project] = Field(default_factory=dict)
+
+
+class ConfigFile(_Strict):
+    """One config file as written; files are merged entry by entry into :class:`Config`."""
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    backends: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    teams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ecosystems: dict[str, dict[str, Any]] = Field(default_factory=dict)

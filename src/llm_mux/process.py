@@ -1,0 +1,271 @@
+"""The one subprocess runner.
+
+Every child llm-mux starts (CLI backends, shell steps, verify commands) goes through
+:func:`run_process`, so each gets the same guarantees: its own session and process group,
+stdin closed unless we feed it, stdout/stderr captured as bytes with a cap, and on timeout,
+cancellation or interruption the *whole group* is sent SIGTERM and then SIGKILL — no
+grandchild outlives llm-mux. Live groups are tracked so a signal handler can stop them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llm_mux.errors import LlmMuxError
+
+MiB = 1024 * 1024
+DEFAULT_MAX_OUTPUT = 64 * MiB
+STDERR_CAP = 1 * MiB
+KILL_GRACE = 2.0
+_READ_CHUNK = 256 * 1024
+_LINGER = 0.5  # s to wait for pipes after the leader exits
+_EXIT_POLL = 0.05
+
+_live_groups: set[int] = set()
+
+
+class ProcessError(LlmMuxError):
+    """A child process could not be started or did not finish normally."""
+
+
+class CommandNotFound(ProcessError):
+    """The executable does not exist or is not executable."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        self.command = command
+        super().__init__(f"command not found: {command} ({reason})")
+
+
+class ProcessTimeout(ProcessError):
+    """The child ran past its timeout; its group was killed. ``outcome`` holds partial output."""
+
+    def __init__(self, outcome: ProcessOutcome, timeout: float) -> None:
+        self.outcome = outcome
+        self.timeout = timeout
+        super().__init__(f"timed out after {timeout:g}s: {outcome.command_name}")
+
+
+class OutputTooLarge(ProcessError):
+    """The child wrote more than the capture cap; its group was killed."""
+
+    def __init__(self, outcome: ProcessOutcome, limit: int) -> None:
+        self.outcome = outcome
+        self.limit = limit
+        super().__init__(
+            f"output of {outcome.command_name} exceeded the cap of {limit / MiB:g} MiB "
+            "(defaults.max_output_mb); the process was stopped"
+        )
+
+
+@dataclass(frozen=True)
+class ProcessRequest:
+    """What to run. ``env=None`` inherits our environment; ``stdin=None`` closes stdin."""
+
+    argv: tuple[str, ...]
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = field(default=None, repr=False)
+    stdin: bytes | None = field(default=None, repr=False)
+    timeout: float | None = None
+    max_output: int = DEFAULT_MAX_OUTPUT
+    kill_grace: float = KILL_GRACE
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """What a finished child left: exit code, captured bytes, wall time."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: bytes = field(repr=False)
+    stderr: bytes = field(repr=False)
+    duration: float
+
+    @property
+    def command_name(self) -> str:
+        return Path(self.argv[0]).name if self.argv else "?"
+
+    @property
+    def text(self) -> str:
+        """stdout as text; invalid UTF-8 is replaced, never an error."""
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def stderr_text(self) -> str:
+        return self.stderr.decode("utf-8", errors="replace")
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        """The last ``limit`` characters of stderr, for error messages."""
+        text = self.stderr_text.strip()
+        return text if len(text) <= limit else "…" + text[-limit:]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class _Capped(Exception):
+    """Internal: a stream passed its cap."""
+
+
+async def _read_stream(stream: asyncio.StreamReader | None, cap: int, truncate: bool) -> bytes:
+    """Read a stream to EOF into a list of chunks (no quadratic copying).
+
+    Past ``cap`` either raise (stdout: the caller kills the child) or keep reading and
+    drop (stderr: only its tail matters, and the child must not block on a full pipe).
+    """
+    if stream is None:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            if not truncate:
+                raise _Capped
+            chunks.append(chunk)
+            joined = b"".join(chunks)[-cap:]
+            chunks, size = [joined], len(joined)
+            continue
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the child's whole group, then SIGKILL it after ``grace`` seconds."""
+    pgid = proc.pid
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+    except (TimeoutError, asyncio.CancelledError):
+        pass
+    # The leader may be gone while grandchildren linger in the group: always finish them.
+    _signal_group(pgid, signal.SIGKILL)
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+
+
+def kill_all_groups(signum: int = signal.SIGKILL) -> None:
+    """Signal every live child group; used by the interruption handler and at exit."""
+    for pgid in list(_live_groups):
+        _signal_group(pgid, signum)
+
+
+def live_group_count() -> int:
+    return len(_live_groups)
+
+
+async def _spawn(request: ProcessRequest) -> asyncio.subprocess.Process:
+    env = dict(os.environ if request.env is None else request.env)
+    try:
+        return await asyncio.create_subprocess_exec(
+            *request.argv,
+            stdin=asyncio.subprocess.PIPE
+            if request.stdin is not None
+            else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=str(request.cwd) if request.cwd is not None else None,
+            env=env,
+            start_new_session=True,
+            limit=_READ_CHUNK,
+        )
+    except FileNotFoundError as exc:
+        raise CommandNotFound(request.argv[0], "no such file or directory") from exc
+    except PermissionError as exc:
+        raise CommandNotFound(request.argv[0], "not executable") from exc
+    except NotADirectoryError as exc:
+        raise CommandNotFound(request.argv[0], "not a directory") from exc
+
+
+async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes | None) -> None:
+    if data is None or proc.stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.close()
+        await proc.stdin.wait_closed()
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Wait for the leader's exit itself (``Process.wait`` also waits for the pipes)."""
+    while proc.returncode is None:  # noqa: ASYNC110 - no event exists to wait on
+        await asyncio.sleep(_EXIT_POLL)
+
+
+async def _communicate(
+    proc: asyncio.subprocess.Process, request: ProcessRequest
+) -> tuple[bytes, bytes]:
+    """Feed stdin and read both streams until the child exits.
+
+    When the leader exits but a grandchild still holds the pipes open, wait briefly, then
+    kill the group so a stray background job cannot stall the run.
+    """
+    stdin_task = asyncio.ensure_future(_feed_stdin(proc, request.stdin))
+    out_task = asyncio.ensure_future(_read_stream(proc.stdout, request.max_output, truncate=False))
+    err_task = asyncio.ensure_future(_read_stream(proc.stderr, STDERR_CAP, truncate=True))
+    exit_task = asyncio.ensure_future(_exited(proc))
+    tasks = (stdin_task, out_task, err_task, exit_task)
+    try:
+        await asyncio.wait({exit_task, out_task}, return_when=asyncio.FIRST_COMPLETED)
+        if out_task.done():
+            out_task.result()  # re-raises _Capped
+        await exit_task
+        _, lingering = await asyncio.wait({out_task, err_task}, timeout=_LINGER)
+        if lingering:
+            _signal_group(proc.pid, signal.SIGKILL)
+        out, err = await out_task, await err_task
+        await proc.wait()
+        return out, err
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def _partial(request: ProcessRequest, code: int, started: float) -> ProcessOutcome:
+    return ProcessOutcome(request.argv, code, b"", b"", time.monotonic() - started)
+
+
+async def run_process(request: ProcessRequest) -> ProcessOutcome:
+    """Run ``request`` to completion and return its outcome (a non-zero exit is not an error).
+
+    Raises :class:`CommandNotFound`, :class:`ProcessTimeout` or :class:`OutputTooLarge`.
+    Cancelling the awaiting task stops the child's whole group before re-raising.
+    """
+    started = time.monotonic()
+    proc = await _spawn(request)
+    _live_groups.add(proc.pid)
+    try:
+        out, err = await asyncio.wait_for(_communicate(proc, request), request.timeout)
+    except TimeoutError:
+        await _stop_group(proc, request.kill_grace)
+        raise ProcessTimeout(_partial(request, -9, started), request.timeout or 0) from None
+    except _Capped:
+        await _stop_group(proc, request.kill_grace)
+        raise OutputTooLarge(_partial(request, -9, started), request.max_output) from None
+    except BaseException:
+        await _stop_group(proc, request.kill_grace)
+        raise
+    finally:
+        _live_groups.discard(proc.pid)
+    # The leader exited; anything it left running in its group dies with it.
+    _signal_group(proc.pid, signal.SIGKILL)
+    code = proc.returncode if proc.returncode is not None else -1
+    return ProcessOutcome(request.argv, code, out, err, time.monotonic() - started)

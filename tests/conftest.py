@@ -1,0 +1,94 @@
+"""Shared fixtures: every test runs in its own HOME with a clean environment.
+
+`cli` runs the real installed ``llm-mux`` executable as a subprocess, the way users do,
+and returns its exit code, stdout and stderr separately.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest_plugins: list[str] = []
+
+REPO = Path(__file__).resolve().parent.parent
+_SECRET_HINTS = ("API_KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def llm_mux_executable() -> str:
+    """The console script installed beside the running interpreter."""
+    candidate = Path(sys.executable).parent / "llm-mux"
+    return str(candidate) if candidate.exists() else "llm-mux"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private HOME and XDG_CONFIG_HOME, no API keys, cwd in a temp project dir."""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for name in list(os.environ):
+        if any(hint in name for hint in _SECRET_HINTS) or name == "CLAUDECODE":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield home
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``llm-mux ARGS`` and capture exit code, stdout and stderr apart."""
+
+    def run(
+        *args: str,
+        cwd: Path | None = None,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> CliResult:
+        proc = subprocess.run(
+            [llm_mux_executable(), *args],
+            cwd=cwd or Path.cwd(),
+            input=input,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a config file from TOML text and return its path."""
+
+    def write(text: str, name: str = "config.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
