@@ -12,8 +12,9 @@ from llm_mux._version import __version__
 
 if TYPE_CHECKING:
     from llm_mux.config import load_config
+    from llm_mux.workflow.api import run_workflow
 
-__all__ = ["__version__", "load_config"]
+__all__ = ["__version__", "load_config", "run_workflow"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from llm_mux.config import load_config
 
         return load_config
+    if name == "run_workflow":
+        from llm_mux.workflow.api import run_workflow
+
+        return run_workflow
     raise AttributeError(f"module 'llm_mux' has no attribute {name!r}")

@@ -201,9 +201,38 @@ async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes | None) -> N
 
 
 async def _exited(proc: asyncio.subprocess.Process) -> None:
-    """Wait for the leader's exit itself (``Process.wait`` also waits for the pipes)."""
-    while proc.returncode is None:  # noqa: ASYNC110 - no event exists to wait on
-        await asyncio.sleep(_EXIT_POLL)
+    """Wait for the leader's exit itself (``Process.wait`` also waits for the pipes).
+
+    A pidfd becomes readable the moment the process exits; where pidfds are missing,
+    poll with a short backoff.
+    """
+    if proc.returncode is not None:
+        return
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (OSError, AttributeError):
+        await _poll_exit(proc)
+        return
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, on_exit)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def _poll_exit(proc: asyncio.subprocess.Process) -> None:
+    delay = 0.001
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _EXIT_POLL)
 
 
 async def _communicate(

@@ -1,0 +1,92 @@
+"""Anthropic's Messages API: ``POST {command}/v1/messages``.
+
+The key goes in ``x-api-key``, the API version in ``anthropic-version`` (backend
+``api_version``, default 2023-06-01); ``max_tokens`` is required by the API, so it defaults
+to 4096. With ``stream = true`` the server-sent events are accumulated.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llm_mux.backends.base import Request, Usage
+from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error
+
+if TYPE_CHECKING:
+    import httpx2 as httpx
+
+DEFAULT_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+
+
+class AnthropicBackend(HttpBackend):
+    """A backend of type ``anthropic``; ``command`` is e.g. ``https://api.anthropic.com``."""
+
+    kind = "anthropic"
+    endpoint = "/v1/messages"
+    models_endpoint = "/v1/models"
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"anthropic-version": self.cfg.api_version or DEFAULT_VERSION}
+        if api_key:
+            headers["x-api-key"] = api_key
+        return headers
+
+    def body(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.cfg.model,
+            "max_tokens": self.cfg.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": [{"role": "user", "content": request.prompt}],
+        }
+        system = self.system(request)
+        if system:
+            body["system"] = system
+        if self.cfg.temperature is not None:
+            body["temperature"] = self.cfg.temperature
+        if self.cfg.stream:
+            body["stream"] = True
+        return merge(body, self.cfg.params)
+
+    def answer(self, data: Any) -> tuple[str, Usage | None]:
+        blocks = data["content"]
+        if not isinstance(blocks, list):
+            raise TypeError("content is not a list")
+        text = "".join(b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+        return text, _usage(data.get("usage"))
+
+    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+        import httpx2 as httpx
+
+        parts: list[str] = []
+        tokens_in = tokens_out = None
+        size = 0
+        async for event in httpx.EventSource(response):
+            data = event.json() if event.data else {}
+            if not isinstance(data, dict):
+                continue
+            kind = data.get("type", event.event)
+            if kind == "error":
+                raise stream_error(data.get("error", data), backend=self.name)
+            if kind == "message_start":
+                usage = (data.get("message") or {}).get("usage") or {}
+                tokens_in = int_or_none(usage.get("input_tokens"))
+            elif kind == "message_delta":
+                tokens_out = int_or_none((data.get("usage") or {}).get("output_tokens"))
+            elif kind == "content_block_delta":
+                piece = (data.get("delta") or {}).get("text") or ""
+                size += len(piece)
+                if size > self._max_bytes:
+                    raise self.too_large()
+                parts.append(piece)
+            elif kind == "message_stop":
+                break
+        return "".join(parts), Usage(tokens_in, tokens_out)
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    return Usage(
+        input_tokens=int_or_none(data.get("input_tokens")),
+        output_tokens=int_or_none(data.get("output_tokens")),
+    )

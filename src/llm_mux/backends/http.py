@@ -1,0 +1,362 @@
+"""What the HTTP backends share: one pooled client per run, one place that turns HTTP
+statuses and httpx exceptions into our error classes, and the request/answer skeleton.
+
+Diagnostics are metadata only (method, URL without query, status, timing); headers are
+never logged. ``httpx`` is imported on first use, so CLI-only runs never pay for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from llm_mux.backends.base import Request, Response, Usage
+from llm_mux.backends.patterns import AUTH
+from llm_mux.backends.retry import parse_retry_after
+from llm_mux.config.expand import expand
+from llm_mux.errors import (
+    AuthError,
+    BackendError,
+    BackendTimeout,
+    BadRequest,
+    Failed,
+    ParseError,
+    RateLimited,
+    ServerError,
+    Unavailable,
+)
+from llm_mux.logs import get_logger
+
+if TYPE_CHECKING:
+    import httpx2 as httpx
+
+    from llm_mux.config import Backend as BackendConfig
+    from llm_mux.config import Defaults
+
+CHECK_TIMEOUT = 5.0  # s for a doctor check
+QUOTE_LIMIT = 500  # characters of a misunderstood body quoted in a ParseError
+DETAIL_LIMIT = 300  # characters of an error body shown in a status error
+MiB = 1024 * 1024
+
+log = get_logger("backend.http")
+
+
+class HttpClientHolder:
+    """The run's one pooled ``AsyncClient``, created on first use and closed at the end."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx2 as httpx
+
+            from llm_mux._version import __version__
+
+            headers = {"User-Agent": f"llm-mux/{__version__}"}
+            self._client = httpx.AsyncClient(headers=headers)  # default pool limits
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+# -- translating failures ---------------------------------------------------------------
+
+
+def status_error(
+    status: int, *, backend: str, headers: Mapping[str, str], body: str, url: str
+) -> BackendError:
+    """The one factory from an HTTP error status to our error classes."""
+    detail = f"{error_detail(body) or 'no details'} ({safe_url(url)})"
+    retry_after = parse_retry_after(headers)
+    common: dict[str, Any] = {"backend": backend, "status": status}
+    if status in (401, 403):
+        return AuthError(detail, **common)
+    if status == 429:
+        return RateLimited(detail, retry_after=retry_after, **common)
+    if status in (408, 409) or status >= 500:
+        return ServerError(detail, retry_after=retry_after, **common)
+    if 400 <= status < 500 and AUTH.search(body):
+        return AuthError(detail, **common)
+    return BadRequest(detail, **common)
+
+
+def translate(exc: Exception, *, backend: str, url: str) -> BackendError:
+    """Map an httpx transport exception onto our error classes (keep it as the cause)."""
+    import httpx2 as httpx
+
+    where = safe_url(url)
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendTimeout(f"{type(exc).__name__} talking to {where}", backend=backend)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return Unavailable(f"invalid URL {where}: {reason}", backend=backend, not_found=True)
+    if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
+        return Unavailable(f"cannot connect to {where}: {reason}", backend=backend)
+    if isinstance(exc, httpx.DecodingError):
+        return ParseError(f"cannot decode the answer from {where}: {reason}", backend=backend)
+    return ServerError(f"connection error with {where}: {reason}", backend=backend)
+
+
+def error_detail(body: str) -> str:
+    """The message inside a provider's error body, else its text, shortened."""
+    data = _loads(body)
+    if isinstance(data, dict):
+        found = _error_message(data)
+        if found:
+            return _shorten(found, DETAIL_LIMIT)
+    return _shorten(re.sub(r"\s+", " ", body).strip(), DETAIL_LIMIT)
+
+
+def _error_message(data: dict[str, Any]) -> str | None:
+    error = data.get("error")
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("type")
+    for value in (error, data.get("message"), data.get("detail")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, for quoting in an error."""
+    return repr(_shorten(text, limit))
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def parse_json(body: str, *, backend: str) -> Any:
+    """The JSON document in ``body``; a ParseError quoting it otherwise."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ParseError(f"expected JSON, got {quote(body)}", backend=backend) from None
+
+
+def safe_url(url: str) -> str:
+    """``url`` without credentials, query or fragment: safe for logs and messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def join_url(base: str, path: str) -> str:
+    """``path`` appended to the path of ``base``, keeping any query string of ``base``."""
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
+
+
+def merge(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` merged into ``body``; nested tables merge key by key."""
+    merged = dict(body)
+    for key, value in params.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    """OpenAI-style messages: an optional system message, then the user's prompt."""
+    messages = [{"role": "system", "content": system}] if system else []
+    return [*messages, {"role": "user", "content": prompt}]
+
+
+# -- the skeleton of every HTTP backend -------------------------------------------------
+
+
+class HttpBackend:
+    """One attempt: POST a JSON body to ``command + endpoint`` and read the answer.
+
+    Subclasses say where to post, which headers and body to send, and where the answer is.
+    """
+
+    kind: ClassVar[str] = ""
+    endpoint: ClassVar[str] = ""
+    models_endpoint: ClassVar[str] = ""
+    stream_type: ClassVar[str] = "text/event-stream"
+
+    def __init__(
+        self, name: str, cfg: BackendConfig, defaults: Defaults, *, client: HttpClientHolder
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.defaults = defaults
+        self._client = client
+        self._max_bytes = defaults.max_output_mb * MiB
+        self._target: tuple[str, dict[str, str]] | None = None
+
+    # hooks ------------------------------------------------------------------------------
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        raise NotImplementedError
+
+    def body(self, request: Request) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def answer(self, data: Any) -> tuple[str, Usage | None]:
+        """(text, usage) from the decoded JSON; KeyError/IndexError/TypeError = not understood."""
+        raise NotImplementedError
+
+    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+        raise NotImplementedError
+
+    # the call ----------------------------------------------------------------------------
+
+    def url(self, endpoint: str) -> str:
+        """``command`` (expanded) joined with ``endpoint``; Unavailable if it is no URL."""
+        base = expand(self.cfg.command or "", owner=self._owner, field="command", secret=True)
+        try:
+            url = join_url(base, endpoint)
+            safe_url(url)  # parses host and port
+        except ValueError as exc:
+            message = f"invalid URL in command: {exc}"
+            raise Unavailable(message, backend=self.name, not_found=True) from None
+        return url
+
+    def api_key(self) -> str | None:
+        if not self.cfg.api_key:
+            return None
+        key = expand(self.cfg.api_key, owner=self._owner, field="api_key", secret=True)
+        return key or None
+
+    def system(self, request: Request) -> str | None:
+        return request.system if request.system is not None else self.cfg.system
+
+    def timeout(self, request: Request) -> float:
+        return float(request.timeout or self.cfg.timeout or self.defaults.timeout)
+
+    @property
+    def _owner(self) -> str:
+        return f"backend '{self.name}'"
+
+    async def complete(self, request: Request) -> Response:
+        """Make one attempt; the whole exchange is bounded by the backend's timeout."""
+        import httpx2 as httpx
+
+        if self._target is None:  # expanded once per run: the environment does not change
+            self._target = (self.url(self.endpoint), self.headers(self.api_key()))
+        url, headers = self._target
+        body, timeout = self.body(request), self.timeout(request)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                text, usage = await self._exchange(url, headers, body, timeout)
+        except TimeoutError:
+            message = f"no answer within {timeout:g} s from {safe_url(url)}"
+            raise BackendTimeout(message, backend=self.name) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise translate(exc, backend=self.name, url=url) from exc
+        return Response(text, self.name, _ms_since(started), usage)
+
+    async def _exchange(
+        self, url: str, headers: dict[str, str], body: dict[str, Any], timeout: float
+    ) -> tuple[str, Usage | None]:
+        started = time.monotonic()
+        client = self._client.get()
+        async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as resp:
+            if log.isEnabledFor(logging.DEBUG):
+                where, ms = safe_url(url), _ms_since(started)
+                log.debug("POST %s -> %d (%d ms)", where, resp.status_code, ms)
+            if not 200 <= resp.status_code < 300:
+                raw = await self._read(resp)
+                raise status_error(
+                    resp.status_code, backend=self.name, headers=resp.headers, body=raw, url=url
+                )
+            content_type = resp.headers.get("content-type", "")
+            if self.cfg.stream and content_type.startswith(self.stream_type):
+                return await self._read_stream(resp)
+            return self._understand(await self._read(resp))
+
+    async def _read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+        try:
+            return await self.read_stream(response)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            message = f"malformed stream from {safe_url(str(response.url))}: {exc}"
+            raise ParseError(_shorten(message, QUOTE_LIMIT), backend=self.name) from None
+
+    async def _read(self, response: httpx.Response) -> str:
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise self.too_large()
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", errors="replace")
+
+    def too_large(self) -> Failed:
+        cap = self.defaults.max_output_mb
+        return Failed(
+            f"answer exceeded the cap of {cap} MiB (defaults.max_output_mb)", backend=self.name
+        )
+
+    def _understand(self, raw: str) -> tuple[str, Usage | None]:
+        data = parse_json(raw, backend=self.name)
+        try:
+            return self.answer(data)
+        except (KeyError, IndexError, TypeError, AttributeError):
+            message = f"no answer found in the response {quote(raw)}"
+            raise ParseError(message, backend=self.name) from None
+
+    async def check(self) -> str:
+        """Reachable when ``GET models_endpoint`` answers within 5 s with a non-5xx status."""
+        import httpx2 as httpx
+
+        url, headers = self.url(self.models_endpoint), self.headers(self.api_key())
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                resp = await self._client.get().get(url, headers=headers, timeout=CHECK_TIMEOUT)
+        except TimeoutError:
+            raise BackendTimeout(
+                f"no answer within {CHECK_TIMEOUT:g} s from {safe_url(url)}", backend=self.name
+            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise translate(exc, backend=self.name, url=url) from exc
+        status = resp.status_code
+        if status in (401, 403) or status >= 500:
+            raise status_error(
+                status, backend=self.name, headers=resp.headers, body=resp.text, url=url
+            )
+        return f"HTTP {status} from GET {safe_url(url)} in {_ms_since(started)} ms"
+
+
+def stream_error(payload: Any, *, backend: str) -> BackendError:
+    """An error reported inside a stream (the status was already 200)."""
+    text = json.dumps(payload) if not isinstance(payload, str) else payload
+    detail = error_detail(text) or "the stream reported an error"
+    kind = str(payload.get("type", "")) if isinstance(payload, dict) else ""
+    if "rate_limit" in kind:
+        return RateLimited(detail, backend=backend)
+    if "auth" in kind or "permission" in kind:
+        return AuthError(detail, backend=backend)
+    return ServerError(detail, backend=backend)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

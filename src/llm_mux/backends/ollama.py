@@ -1,0 +1,78 @@
+"""Ollama's native chat API: ``POST {command}/api/chat``.
+
+``stream: false`` by default; with ``stream = true`` the newline-delimited JSON chunks are
+accumulated. ``max_tokens`` and ``temperature`` go into Ollama's ``options``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from llm_mux.backends.base import Request, Usage
+from llm_mux.backends.http import HttpBackend, chat_messages, int_or_none, merge, stream_error
+
+if TYPE_CHECKING:
+    import httpx2 as httpx
+
+
+class OllamaBackend(HttpBackend):
+    """A backend of type ``ollama``; ``command`` is the server, e.g. ``http://localhost:11434``."""
+
+    kind = "ollama"
+    endpoint = "/api/chat"
+    models_endpoint = "/api/tags"
+    stream_type = "application/x-ndjson"
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def body(self, request: Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.cfg.max_tokens is not None:
+            options["num_predict"] = self.cfg.max_tokens
+        if self.cfg.temperature is not None:
+            options["temperature"] = self.cfg.temperature
+        body: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": chat_messages(request.prompt, self.system(request)),
+            "stream": self.cfg.stream,
+        }
+        if options:
+            body["options"] = options
+        return merge(body, self.cfg.params)
+
+    def answer(self, data: Any) -> tuple[str, Usage | None]:
+        if "error" in data:
+            raise stream_error(data["error"], backend=self.name)
+        content = data["message"]["content"]
+        if not isinstance(content, str):
+            raise TypeError("content is not text")
+        return content, _usage(data)
+
+    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+        parts: list[str] = []
+        usage: Usage | None = None
+        size = 0
+        async for line in response.aiter_lines():
+            if not line.strip():
+                continue
+            chunk = json.loads(line)
+            if "error" in chunk:
+                raise stream_error(chunk["error"], backend=self.name)
+            piece = (chunk.get("message") or {}).get("content") or ""
+            size += len(piece)
+            if size > self._max_bytes:
+                raise self.too_large()
+            parts.append(piece)
+            if chunk.get("done"):
+                usage = _usage(chunk)
+        return "".join(parts), usage
+
+
+def _usage(data: dict[str, Any]) -> Usage | None:
+    tokens_in = int_or_none(data.get("prompt_eval_count"))
+    tokens_out = int_or_none(data.get("eval_count"))
+    if tokens_in is None and tokens_out is None:
+        return None
+    return Usage(input_tokens=tokens_in, output_tokens=tokens_out)

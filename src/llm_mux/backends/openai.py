@@ -1,0 +1,94 @@
+"""OpenAI-compatible chat completions: ``POST {command}/chat/completions``.
+
+Works with OpenAI and the many servers that speak its API (vLLM, llama.cpp, LM Studio,
+Ollama's ``/v1``). With ``stream = true`` the server-sent events are accumulated.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llm_mux.backends.base import Request, Usage
+from llm_mux.backends.http import HttpBackend, chat_messages, int_or_none, merge, stream_error
+
+if TYPE_CHECKING:
+    import httpx2 as httpx
+
+
+class OpenAIBackend(HttpBackend):
+    """A backend of type ``openai`` (also inferred from a URL command)."""
+
+    kind = "openai"
+    endpoint = "/chat/completions"
+    models_endpoint = "/models"
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def body(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": chat_messages(request.prompt, self.system(request)),
+        }
+        if self.cfg.max_tokens is not None:
+            body["max_tokens"] = self.cfg.max_tokens
+        if self.cfg.temperature is not None:
+            body["temperature"] = self.cfg.temperature
+        if self.cfg.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return merge(body, self.cfg.params)
+
+    def answer(self, data: Any) -> tuple[str, Usage | None]:
+        content = data["choices"][0]["message"]["content"]
+        return _content_text(content), _usage(data.get("usage"))
+
+    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+        import httpx2 as httpx
+
+        parts: list[str] = []
+        usage: Usage | None = None
+        size = 0
+        async for event in httpx.EventSource(response):
+            if event.data.strip() == "[DONE]":
+                break
+            chunk = event.json()
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk:
+                raise stream_error(chunk["error"], backend=self.name)
+            usage = _usage(chunk.get("usage")) or usage
+            piece = _delta(chunk)
+            size += len(piece)
+            if size > self._max_bytes:
+                raise self.too_large()
+            parts.append(piece)
+        return "".join(parts), usage
+
+
+def _delta(chunk: dict[str, Any]) -> str:
+    choices = chunk.get("choices") or []
+    if not choices or not isinstance(choices[0], dict):
+        return ""
+    content = (choices[0].get("delta") or {}).get("content")
+    return content if isinstance(content, str) else ""
+
+
+def _content_text(content: Any) -> str:
+    """The message content: a string, or a list of text parts (some compatible servers)."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if not isinstance(content, str):
+        raise TypeError("content is not text")
+    return content
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    return Usage(
+        input_tokens=int_or_none(data.get("prompt_tokens")),
+        output_tokens=int_or_none(data.get("completion_tokens")),
+    )

@@ -1,0 +1,56 @@
+"""How a run is shown: a live view or plain lines on stderr, or nothing (json, quiet).
+
+Kept out of the workflow core: the runner only emits events; these views draw them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from llm_mux.workflow.runner import StepEvent
+
+
+class View(Protocol):
+    """Receives every step event; ``start``/``stop`` bracket the run."""
+
+    def __call__(self, event: StepEvent) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    async def ticker(self) -> None: ...
+
+
+class SilentView:
+    """No progress at all (``--output json`` and ``quiet``)."""
+
+    def __call__(self, event: StepEvent) -> None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    async def ticker(self) -> None:
+        return None
+
+
+def make_view(output: str, steps: Sequence[str], title: str) -> View:
+    """The view for an output mode: live on a terminal, lines otherwise, silent for json/quiet."""
+    if output != "console":
+        return SilentView()
+    from llm_mux.render.console import LineView, LiveView
+
+    if _is_terminal():
+        return LiveView(steps, title)
+    return LineView(steps)
+
+
+def _is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False

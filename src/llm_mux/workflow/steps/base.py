@@ -1,0 +1,120 @@
+"""What a step kind is, and what the runner gives it.
+
+A kind is a small object with ``check`` (static problems beyond the model, for
+``validate``) and ``run`` (one execution: one step, or one item of a ``for_each``). It
+returns a :class:`StepOutput` or raises :class:`StepFailed`; the runner owns everything
+around it (``if``, ``for_each``, retries, timeout, events, results).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llm_mux.errors import StepError
+
+if TYPE_CHECKING:
+    from llm_mux.config import Config, Team
+    from llm_mux.events import BackendEvent
+    from llm_mux.workflow.model import Step, Workflow
+    from llm_mux.workflow.results import QueryRequest, StepResult
+
+Ask = Callable[[str, Sequence[str], str | None], Awaitable[str | None]]
+"""Ask the user (prompt, options, default) → answer; None when the run is not interactive."""
+
+
+class StepFailed(StepError):
+    """One execution of a step failed. ``partial`` keeps what it produced (exit code, stdout).
+
+    ``retryable=False`` for failures a retry cannot fix (a template error, a bad schema).
+    """
+
+    def __init__(
+        self, message: str, *, partial: StepOutput | None = None, retryable: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.retryable = retryable
+
+
+@dataclass
+class StepOutput:
+    """What one execution produced; the runner turns it into a :class:`StepResult`."""
+
+    output: str = ""
+    outputs: list[str] | None = None
+    backend: str | None = None
+    backends: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    usage: dict[str, Any] | None = None
+    json: Any = None
+    has_json: bool = False  # True when ``json`` was extracted and validated (output_schema)
+    extra: dict[str, Any] = field(default_factory=dict)
+    request: QueryRequest | None = None
+
+
+@dataclass(frozen=True)
+class CheckEnv:
+    """What a static check may look at: the config with the workflow's roles, the team."""
+
+    workflow: Workflow
+    config: Config
+    team: Team | None
+
+
+class Services(Protocol):
+    """Run-wide services a kind may use (one of each per run)."""
+
+    project_dir: Path
+    config: Config  # with the workflow's own [roles] merged in
+    team: Team | None
+    max_output: int  # bytes, from defaults.max_output_mb
+    ask: Ask | None
+    ecosystem: Any  # the detected ecosystem (llm_mux.ecosystems.Detected) or None
+    extras: dict[str, Any]  # per-run state a step kind may keep (e.g. an apply lock)
+
+    async def multiplexer(self) -> Any:
+        """The run's one Multiplexer (created on first use, closed when the run ends)."""
+        ...
+
+    def backend_listener(
+        self, step: str, item: int | None = None
+    ) -> Callable[[BackendEvent], None]:
+        """A listener that reports a step's backend events to the renderer."""
+        ...
+
+
+@dataclass
+class StepContext:
+    """One execution of one step: its model, its template context, the run's services."""
+
+    step: Step
+    workflow: Workflow
+    services: Services
+    context: dict[str, Any]
+    results: Mapping[str, StepResult]
+    label: str  # "analyze" or "check-files[3]" for an item
+
+    def where(self, field_name: str) -> str:
+        """How template errors name the field (the run's error already names the step)."""
+        return field_name
+
+    def render(self, template: str, field_name: str) -> str:
+        """Render a template field of this step (model output stays data)."""
+        from llm_mux.templates import render
+
+        return render(template, self.context, where=self.where(field_name))
+
+
+class StepKind(Protocol):
+    """A step type: a static check and one execution."""
+
+    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+        """Problems ``validate`` reports for this step, as (field, message) pairs."""
+        ...
+
+    async def run(self, ctx: StepContext) -> StepOutput:
+        """Execute once; raise :class:`StepFailed` on failure."""
+        ...

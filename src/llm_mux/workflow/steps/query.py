@@ -1,0 +1,190 @@
+"""``type = "query"``: send the rendered prompt to a role (or one backend).
+
+With ``output_schema`` the answer's JSON is taken from the whole text, else the first
+```json fenced block, else the first balanced ``{…}``/``[…]``, and validated; a mismatch
+fails the step with the schema error. The answer is data: it is never rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from llm_mux.errors import did_you_mean
+from llm_mux.workflow.results import QueryRequest
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+
+if TYPE_CHECKING:
+    from llm_mux.workflow.model import QueryStep, Step
+
+_FENCE = re.compile(r"^[ \t]*```[ \t]*json[ \t]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+_MAX_CANDIDATES = 200
+_NO_JSON = object()
+
+
+def extract_json(text: str) -> Any:
+    """The JSON an answer holds (see the module docstring); raises ValueError if none."""
+    for candidate in _candidates(text):
+        return candidate
+    raise ValueError("the answer holds no JSON")
+
+
+def _candidates(text: str) -> Iterator[Any]:
+    stripped = text.strip()
+    value = _loads(stripped)
+    if value is not _NO_JSON:
+        yield value
+    for match in _FENCE.finditer(text):
+        value = _loads(match.group(1).strip())
+        if value is not _NO_JSON:
+            yield value
+            return
+    yield from _balanced(text)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NO_JSON
+
+
+def _balanced(text: str) -> Iterator[Any]:
+    decoder = json.JSONDecoder()
+    starts = (m.start() for m in re.finditer(r"[{\[]", text))
+    for attempt, start in enumerate(starts):
+        if attempt >= _MAX_CANDIDATES:
+            return
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        yield value
+        return
+
+
+def check_schema(schema: dict[str, Any]) -> str | None:
+    """The problem of an invalid JSON Schema, or None."""
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
+
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        path = "/".join(str(p) for p in exc.path)
+        return f"invalid output_schema: {exc.message}" + (f" (at {path})" if path else "")
+    return None
+
+
+def validate_answer(text: str, schema: dict[str, Any]) -> Any:
+    """The answer's JSON, validated; StepFailed naming the schema error otherwise."""
+    from jsonschema import ValidationError
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+
+    try:
+        value = extract_json(text)
+    except ValueError:
+        raise StepFailed("output_schema: the answer holds no JSON") from None
+    validator = validator_for(schema)(schema)
+    error: ValidationError | None = best_match(validator.iter_errors(value))
+    if error is not None:
+        at = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        raise StepFailed(f"the answer does not match output_schema: {error.message} (at {at})")
+    return value
+
+
+class QueryKind:
+    """The query step kind."""
+
+    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+        query: QueryStep = step  # type: ignore[assignment]
+        problems: list[tuple[str, str]] = []
+        if query.backend is not None and query.backend not in env.config.backends:
+            problems.append(("backend", _unknown("backend", query.backend, env.config.backends)))
+        if query.role is not None:
+            problems.extend(_role_problems(query, env))
+        if query.output_schema is not None:
+            problem = check_schema(query.output_schema)
+            if problem:
+                problems.append(("output_schema", problem))
+        return problems
+
+    async def run(self, ctx: StepContext) -> StepOutput:
+        step: QueryStep = ctx.step  # type: ignore[assignment]
+        prompt = ctx.render(step.prompt, "prompt")
+        mux = await ctx.services.multiplexer()
+        listener = ctx.services.backend_listener(ctx.step.name, _item_of(ctx))
+        if step.role is not None:
+            result = await mux.call_role(
+                step.role,
+                prompt,
+                parallel=step.parallel,
+                min_success=step.min_success,
+                listener=listener,
+            )
+        else:
+            result = await mux.call_backend(step.backend, prompt, listener=listener)
+        return _output(step, result, QueryRequest(prompt, step.role, step.backend))
+
+
+def _output(step: QueryStep, result: Any, request: QueryRequest) -> StepOutput:
+    out = StepOutput(
+        output=result.output,
+        outputs=list(result.outputs),
+        backend=result.backend,
+        backends=list(result.backends),
+        usage=dict(result.usage) if result.usage else None,
+        request=request,
+    )
+    if step.output_schema is not None:
+        try:
+            out.json, out.has_json = validate_answer(out.output, step.output_schema), True
+        except StepFailed as exc:
+            exc.partial = out
+            raise
+    return out
+
+
+def _item_of(ctx: StepContext) -> int | None:
+    loop = ctx.context.get("loop")
+    return loop.get("index0") if isinstance(loop, dict) else None
+
+
+def _unknown(what: str, name: str, known: Any) -> str:
+    listing = ", ".join(known) or "none"
+    return f"unknown {what} '{name}'{did_you_mean(name, known)}; known {what}s: {listing}"
+
+
+def _role_problems(step: QueryStep, env: CheckEnv) -> list[tuple[str, str]]:
+    role = env.config.roles.get(step.role or "")
+    if role is None:
+        return [("role", _unknown("role", step.role or "", env.config.roles))]
+    backends, execution = list(role.backends), role.execution
+    override = env.team.roles.get(role.name or step.role or "") if env.team else None
+    if override is not None:
+        backends, execution = list(override.backends), override.execution or execution
+    if step.min_success is None:
+        return []
+    if not step.parallel and execution != "parallel":
+        return [
+            (
+                "min_success",
+                f"min_success applies to parallel execution, but role '{step.role}' runs "
+                f"'{execution}'; set parallel = true or remove min_success",
+            )
+        ]
+    if step.min_success > len(backends):
+        return [
+            (
+                "min_success",
+                f"min_success = {step.min_success} but role '{step.role}' has only "
+                f"{len(backends)} backend(s)",
+            )
+        ]
+    return []
+
+
+KIND = QueryKind()

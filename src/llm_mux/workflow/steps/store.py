@@ -1,0 +1,51 @@
+"""``type = "store"``: persist the facts, relationships and entities a step found.
+
+The rendered prompt holds JSON (plain, fenced or the first balanced object); it is validated
+as a whole and written in one transaction to the current ecosystem's database (``default``
+outside any ecosystem), so invalid input stores nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llm_mux.errors import StoreError
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+
+if TYPE_CHECKING:
+    from llm_mux.workflow.model import Step, StoreStep
+
+
+def ecosystem_name(ctx: StepContext) -> str | None:
+    """The detected (or forced) ecosystem of this run, if any."""
+    detected = getattr(ctx.services, "ecosystem", None)
+    return getattr(detected, "name", None)
+
+
+class StoreKind:
+    """The store step kind."""
+
+    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+        return []
+
+    async def run(self, ctx: StepContext) -> StepOutput:
+        from llm_mux.memory import MemoryStore
+
+        step: StoreStep = ctx.step  # type: ignore[assignment]
+        text = ctx.render(step.prompt, "prompt")
+        ecosystem = ecosystem_name(ctx)
+        store = MemoryStore.for_ecosystem(ecosystem)
+        try:
+            counts = await store.store_text_async(text, ecosystem=ecosystem)
+        except StoreError as exc:
+            raise StepFailed(exc.message, retryable=False) from exc
+        summary = {
+            "facts": counts.facts,
+            "relationships": counts.relationships,
+            "entities": counts.entities,
+            "database": str(store.path),
+        }
+        return StepOutput(output=f"stored {counts}", json=summary, has_json=True)
+
+
+KIND = StoreKind()

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Prints its arguments joined by spaces: the simplest CLI backend.
+printf '%s\n' "$*"
