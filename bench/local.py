@@ -24,7 +24,7 @@ from llm_mux.config import Backend, Defaults
 
 PROMPT = "Write a story about a cat."
 TOKENS = 256
-ROUNDS = 5
+ROUNDS = 7
 
 
 def backend(parallel: int) -> LocalBackend:
@@ -64,13 +64,15 @@ def direct_rate(server: Any) -> float:
 
 
 async def single_stream(local: LocalBackend, server: Any) -> None:
+    """Adjacent pairs, so each ratio compares runs under the same load from other processes."""
     ours, floor = [], []
     for _ in range(ROUNDS):
         floor.append(direct_rate(server))
         ours.append(await backend_rate(local))
+    ratio = statistics.median(o / f for o, f in zip(ours, floor, strict=True))
     mine, base = statistics.median(ours), statistics.median(floor)
     print(f"xllamacpp direct, 1 answer : {base:6.1f} tokens/s (floor, median of {ROUNDS})")
-    print(f"LocalBackend, 1 answer     : {mine:6.1f} tokens/s  ratio {mine / base:.2f} (>= 0.95)")
+    print(f"LocalBackend, 1 answer     : {mine:6.1f} tokens/s  ratio {ratio:.2f} (>= 0.95)")
 
 
 async def wall(local: LocalBackend, calls: int) -> float:

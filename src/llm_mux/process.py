@@ -272,6 +272,22 @@ def _partial(request: ProcessRequest, code: int, started: float) -> ProcessOutco
     return ProcessOutcome(request.argv, code, b"", b"", time.monotonic() - started)
 
 
+async def _spawn_shielded(request: ProcessRequest) -> asyncio.subprocess.Process:
+    """Spawn so that a cancellation arriving mid-spawn still stops the started child.
+
+    Without the shield, a child that started while ``create_subprocess_exec`` was being
+    cancelled would be unknown to us, and its group would outlive the interruption.
+    """
+    spawning = asyncio.ensure_future(_spawn(request))
+    try:
+        return await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            proc = await spawning
+            await _stop_group(proc, request.kill_grace)
+        raise
+
+
 async def run_process(request: ProcessRequest) -> ProcessOutcome:
     """Run ``request`` to completion and return its outcome (a non-zero exit is not an error).
 
@@ -279,7 +295,7 @@ async def run_process(request: ProcessRequest) -> ProcessOutcome:
     Cancelling the awaiting task stops the child's whole group before re-raising.
     """
     started = time.monotonic()
-    proc = await _spawn(request)
+    proc = await _spawn_shielded(request)
     _live_groups.add(proc.pid)
     try:
         out, err = await asyncio.wait_for(_communicate(proc, request), request.timeout)

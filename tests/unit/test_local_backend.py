@@ -74,6 +74,11 @@ async def test_system_prompt_from_config_is_used_and_request_overrides_it() -> N
     assert "arr" not in plain.text.lower()
 
 
+async def test_undecodable_input_is_replaced_not_fatal() -> None:
+    response = await local(max_tokens=5).complete(Request("Say \udcff hi", system="Be \ud800 kind"))
+    assert response.usage is not None and response.usage.output_tokens == 5
+
+
 async def test_check_loads_and_describes_the_model() -> None:
     detail = await local().check()
     assert detail.startswith("SmolLM2-135M-Instruct (")

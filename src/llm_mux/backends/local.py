@@ -25,6 +25,7 @@ from llm_mux.backends.local_model import (
 from llm_mux.config import Backend as BackendConfig
 from llm_mux.config import Defaults
 from llm_mux.errors import BackendError, BackendTimeout, BadRequest, ServerError, Unavailable
+from llm_mux.logs import get_logger
 
 DEFAULT_CONTEXT = 4096
 DEFAULT_PARALLEL = 4
@@ -35,6 +36,7 @@ _ERRORS: dict[str, type[BackendError]] = {
     "bad_request": BadRequest,
     "server": ServerError,
 }
+log = get_logger("backends.local")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # from undecodable input; not valid UTF-8
 
 
@@ -58,7 +60,9 @@ class LocalBackend:
             raise BackendTimeout(f"no answer within {timeout:g} s", backend=self.name) from None
         except LocalModelError as exc:
             raise self._translate(exc) from exc
-        return self._response(answer, started)
+        response = self._response(answer, started)
+        log.debug("%s: %s tokens in %d ms", self.name, answer.output_tokens, response.duration_ms)
+        return response
 
     async def check(self) -> str:
         """Load the model (if not yet loaded) and describe it; raise when it cannot load."""

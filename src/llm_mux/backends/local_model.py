@@ -145,6 +145,8 @@ class _Answer:
         self.usage: dict[str, Any] = {}
 
     def take(self, line: str) -> None:
+        if line.startswith("error:"):  # an SSE error event
+            raise request_error(_error_body(line.removeprefix("error:").encode()))
         if not line.startswith("data: ") or line == "data: [DONE]":
             return
         try:

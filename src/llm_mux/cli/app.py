@@ -23,6 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ecosystems": ("llm_mux.cli.list_cmd", "ecosystems_command", "List configured ecosystems."),
     "memory": ("llm_mux.cli.memory_cmd", "memory_command", "Read the knowledge base."),
     "init": ("llm_mux.cli.init_cmd", "init_command", "Detect backends and write a config."),
+    "completion": (
+        "llm_mux.cli.completion",
+        "completion_command",
+        "Print a shell completion script.",
+    ),
 }
 
 EPILOG = """\b

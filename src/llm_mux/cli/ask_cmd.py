@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from llm_mux.cli.completion import complete_target
 from llm_mux.cli.options import get_settings, global_options
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @click.command("ask")
-@click.argument("target", metavar="ROLE_OR_BACKEND")
+@click.argument("target", metavar="ROLE_OR_BACKEND", shell_complete=complete_target)
 @click.argument("prompt", required=False)
 @global_options
 def ask_command(target: str, prompt: str | None) -> None:
@@ -25,6 +26,12 @@ def ask_command(target: str, prompt: str | None) -> None:
 
     The prompt is read from stdin when PROMPT is absent or '-'. A name that is both a role
     and a backend means the role. Exit 1 when the role fails, naming each backend's failure.
+
+    \b
+    Examples:
+      llm-mux ask quick "Explain CRDTs in one sentence"
+      git diff | llm-mux ask analyzer              prompt from stdin
+      llm-mux ask analyzer "Review: $(cat x.py)" --output json
     """
     from llm_mux import runtime
     from llm_mux.cli.common import emit_json, emit_text, load

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from llm_mux.cli.completion import complete_workflow
 from llm_mux.cli.options import get_settings, global_options
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 
 @click.command("run")
-@click.argument("workflow")
+@click.argument("workflow", shell_complete=complete_workflow)
 @click.argument("args", nargs=-1, metavar="[NAME=value]...")
 @click.option(
     "--jobs",
@@ -37,6 +38,13 @@ def run_command(workflow: str, args: tuple[str, ...], jobs: int | None) -> None:
     """Run WORKFLOW: a name in .llm-mux/workflows/ (or the user's workflows) or a .toml path.
 
     Arguments are NAME=value words after the workflow name.
+
+    \b
+    Examples:
+      llm-mux run review                         .llm-mux/workflows/review.toml
+      llm-mux run fix file=src/lib.rs            with an argument
+      llm-mux run ./ci/triage.toml --output json one JSON document on stdout
+      llm-mux run review -q | less               only the final output
     """
     from llm_mux import runtime
     from llm_mux.errors import StepError

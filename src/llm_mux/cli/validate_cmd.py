@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from llm_mux.cli.completion import complete_workflow
 from llm_mux.cli.options import get_settings, global_options
 
 if TYPE_CHECKING:
@@ -17,10 +18,18 @@ if TYPE_CHECKING:
 
 
 @click.command("validate")
-@click.argument("workflow")
+@click.argument("workflow", shell_complete=complete_workflow)
 @global_options
 def validate_command(workflow: str) -> None:
-    """Check WORKFLOW without running it: fields, DAG, references, roles, templates."""
+    """Check WORKFLOW without running it: fields, DAG, references, roles, templates.
+
+    Exit 0 when it can run (warnings are printed on stderr), 2 with every error otherwise.
+
+    \b
+    Examples:
+      llm-mux validate review
+      llm-mux validate ./ci/triage.toml --output json
+    """
     from llm_mux.cli.common import emit_json, emit_text
     from llm_mux.cli.run_cmd import print_warnings
     from llm_mux.workflow.api import prepare
