@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 REAL_HOME = Path(os.environ.get("HOME", "/root"))
@@ -42,6 +44,7 @@ def copy_repository(target: Path) -> None:
             shutil.copy2(source, destination)
 
 
+@pytest.mark.timeout(900)
 def test_readme_first_command_runs_the_demo(tmp_path: Path, isolated_home: Path) -> None:
     repo = tmp_path / "fresh-clone"
     copy_repository(repo)

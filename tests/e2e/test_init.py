@@ -115,3 +115,22 @@ def test_init_project_writes_into_the_project(cli, tmp_path: Path, fake_path: st
     assert result.exit_code == 0
     assert (Path.cwd() / ".llm-mux" / "config.toml").is_file()
     assert not user_config().exists()
+
+
+def test_init_config_is_accepted_by_doctor_and_used_by_ask(
+    cli, ollama: str, fake_path: str
+) -> None:
+    env = {"PATH": fake_path, "OLLAMA_HOST": ollama}
+    assert cli("init", env=env).exit_code == 0
+    doctor = cli("doctor", "-o", "json", env=env)
+    assert doctor.exit_code == 0, doctor.stdout + doctor.stderr
+    report = json.loads(doctor.stdout)["backends"]
+    assert report["claude"]["available"] and report["ollama"]["available"]
+    claude = cli("ask", "claude", "hello there", "-q", env=env)
+    assert claude.exit_code == 0, claude.stderr
+    assert claude.stdout.strip() == "claude says: hello there"
+    ollama_answer = cli("ask", "ollama", "hi", "-q", env=env)
+    assert ollama_answer.stdout.strip() == "ollama says: hi"
+    fallback = cli("ask", "fallback", "ping", "-q", env=env)
+    assert fallback.exit_code == 0, fallback.stderr
+    assert fallback.stdout.strip()  # the first backend of the chain answered

@@ -98,3 +98,10 @@ def test_unknown_workflow(cli) -> None:
     result = cli("validate", "nothing-here")
     assert result.exit_code == 2
     assert "no workflows found" in result.stderr
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_validate_against_the_example_config(cli, example: Path) -> None:
+    config = Path(__file__).resolve().parents[2] / "examples" / "config.toml"
+    result = cli("validate", str(example), "--config", str(config))
+    assert result.exit_code == 0, result.stderr

@@ -17,24 +17,7 @@ from llm_mux.process import (
     live_group_count,
     run_process,
 )
-
-
-def alive(pid: int) -> bool:
-    """True when ``pid`` runs and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def wait_gone(pid: int, within: float = 3.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+from tests.fakes.fixtures import wait_gone
 
 
 async def test_captures_stdout_stderr_and_exit_code() -> None:

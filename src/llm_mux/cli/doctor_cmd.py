@@ -88,30 +88,27 @@ async def check_all(config: Config) -> list[Verdict]:
         await client.aclose()
 
 
-def _print_console(verdicts: list[Verdict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _status(verdict: Verdict) -> Any:
     from rich.text import Text
 
-    console = Console(soft_wrap=False)
+    if not verdict.enabled:
+        return Text("disabled", style="dim")
+    if verdict.available:
+        return Text("available", style="green")
+    return Text("unavailable", style="bold red")
+
+
+def _print_console(verdicts: list[Verdict]) -> None:
+    from llm_mux.cli.list_cmd import print_table
+
     if not verdicts:
-        console.print("No backends configured. Run `llm-mux init` to write a starter config.")
+        click.echo("No backends configured. Run `llm-mux init` to write a starter config.")
         return
-    table = Table(title="Backends", title_justify="left")
-    for column in ("name", "type", "status", "detail"):
-        table.add_column(column, overflow="fold")
-    for v in verdicts:
-        if not v.enabled:
-            status = Text("disabled", style="dim")
-        elif v.available:
-            status = Text("available", style="green")
-        else:
-            status = Text("unavailable", style="bold red")
-        table.add_row(Text(v.name), Text(v.kind), status, Text(v.detail))
-    console.print(table)
+    rows = [[v.name, v.kind, _status(v), v.detail] for v in verdicts]
+    print_table("Backends", ["name", "type", "status", "detail"], rows)
     blocking = [v.name for v in verdicts if v.blocking]
     if blocking:
-        console.print(f"{len(blocking)} enabled backend(s) unavailable: {', '.join(blocking)}")
+        click.echo(f"{len(blocking)} enabled backend(s) unavailable: {', '.join(blocking)}")
 
 
 @click.command("doctor")

@@ -70,7 +70,8 @@ def _ecosystem_row(name: str, ecosystem: Ecosystem) -> Row:
     return [name, ecosystem.description, projects, str(len(ecosystem.knowledge))]
 
 
-def _print_table(title: str, columns: list[str], rows: list[Row]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """A titled table on stdout; plain strings are shown literally, never as rich markup."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -83,7 +84,7 @@ def _print_table(title: str, columns: list[str], rows: list[Row]) -> None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))  # config text is never rich markup
+        table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
     console.print(table)
 
 
@@ -105,7 +106,7 @@ def _listing(
         for name in items:
             click.echo(name)
     else:
-        _print_table(title, columns, [to_row(name, item) for name, item in items.items()])
+        print_table(title, columns, [to_row(name, item) for name, item in items.items()])
 
 
 @click.command("backends")
