@@ -92,19 +92,22 @@ def direct_wall(server: Any, calls: int) -> float:
 
 
 async def concurrency(four_slots: LocalBackend, one_slot: LocalBackend, server: Any) -> None:
-    one = statistics.median([await wall(four_slots, 1) for _ in range(3)])
-    four = statistics.median([await wall(four_slots, 4) for _ in range(3)])
-    queued = await wall(one_slot, 4)
-    direct_four = direct_wall(server, 4)
-    print(f"1 answer, parallel=4       : {one:6.2f} s  ({TOKENS / one:.0f} tokens/s)")
+    """Interleaved rounds, so each figure sees the same load from other processes."""
+    ones, fours, queued, direct = [], [], [], []
+    for _ in range(3):
+        ones.append(await wall(four_slots, 1))
+        fours.append(await wall(four_slots, 4))
+        queued.append(await wall(one_slot, 4))
+        direct.append(direct_wall(server, 4))
+    one, four = statistics.median(ones), statistics.median(fours)
+    print(f"1 answer, parallel=4       : {one:6.2f} s  ({TOKENS / one:.0f} tokens/s, median of 3)")
     print(
         f"4 answers, parallel=4      : {four:6.2f} s  = {four / one:.2f}x one answer "
         f"({4 * TOKENS / four:.0f} tokens/s)"
     )
-    print(
-        f"4 answers, parallel=1      : {queued:6.2f} s  = {queued / one:.2f}x one answer (queued)"
-    )
-    print(f"4 answers, xllamacpp direct: {direct_four:6.2f} s  = {direct_four / one:.2f}x (floor)")
+    for label, times in (("parallel=1", queued), ("direct", direct)):
+        median = statistics.median(times)
+        print(f"4 answers, {label:<16}: {median:6.2f} s  = {median / one:.2f}x one answer")
 
 
 async def main() -> None:

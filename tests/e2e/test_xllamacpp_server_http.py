@@ -32,7 +32,7 @@ def chat(prompt: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_openai_chat_completions_answers(llama_server: LlamaServer) -> None:
-    async with httpx.AsyncClient(base_url=llama_server.openai_url) as client:
+    async with httpx.AsyncClient(base_url=llama_server.openai_url, timeout=60) as client:
         response = await client.post("/chat/completions", json=chat(FRANCE, temperature=0))
     assert response.status_code == 200
     body = response.json()
@@ -43,7 +43,7 @@ async def test_openai_chat_completions_answers(llama_server: LlamaServer) -> Non
 
 
 async def test_models_lists_the_loaded_model(llama_server: LlamaServer) -> None:
-    async with httpx.AsyncClient(base_url=llama_server.openai_url) as client:
+    async with httpx.AsyncClient(base_url=llama_server.openai_url, timeout=60) as client:
         response = await client.get("/models")
     assert response.status_code == 200
     assert response.json()["data"][0]["id"].endswith(".gguf")
@@ -52,7 +52,7 @@ async def test_models_lists_the_loaded_model(llama_server: LlamaServer) -> None:
 async def test_anthropic_messages_answers(llama_server_with_key: LlamaServer) -> None:
     headers = {"x-api-key": TEST_KEY, "anthropic-version": "2023-06-01"}
     body = chat(FRANCE, max_tokens=20, temperature=0)
-    async with httpx.AsyncClient(base_url=llama_server_with_key.base_url) as client:
+    async with httpx.AsyncClient(base_url=llama_server_with_key.base_url, timeout=60) as client:
         response = await client.post("/v1/messages", json=body, headers=headers)
     assert response.status_code == 200
     answer = response.json()
@@ -76,7 +76,7 @@ async def test_anthropic_messages_answers(llama_server_with_key: LlamaServer) ->
 async def test_wrong_or_missing_key_is_a_real_401(
     llama_server_with_key: LlamaServer, path: str, headers: dict[str, str]
 ) -> None:
-    async with httpx.AsyncClient(base_url=llama_server_with_key.base_url) as client:
+    async with httpx.AsyncClient(base_url=llama_server_with_key.base_url, timeout=60) as client:
         if path == "/v1/models":
             response = await client.get(path, headers=headers)
         else:
@@ -89,7 +89,7 @@ async def test_wrong_or_missing_key_is_a_real_401(
 
 async def test_right_key_as_bearer_is_accepted(llama_server_with_key: LlamaServer) -> None:
     headers = {"Authorization": f"Bearer {TEST_KEY}"}
-    async with httpx.AsyncClient(base_url=llama_server_with_key.openai_url) as client:
+    async with httpx.AsyncClient(base_url=llama_server_with_key.openai_url, timeout=60) as client:
         response = await client.post("/chat/completions", json={**SHORT}, headers=headers)
         health = await client.get(f"{llama_server_with_key.base_url}/health")
     assert response.status_code == 200
@@ -99,7 +99,7 @@ async def test_right_key_as_bearer_is_accepted(llama_server_with_key: LlamaServe
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
 async def test_prompt_over_the_context_is_a_real_400(llama_server: LlamaServer, path: str) -> None:
     too_long = "hello world " * (llama_server.context * 2)
-    async with httpx.AsyncClient(base_url=llama_server.base_url) as client:
+    async with httpx.AsyncClient(base_url=llama_server.base_url, timeout=60) as client:
         response = await client.post(path, json=chat(too_long, max_tokens=5))
     assert response.status_code == 400
     error = response.json()["error"]  # the same OpenAI-style body on the Anthropic path

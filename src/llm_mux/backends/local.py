@@ -24,7 +24,14 @@ from llm_mux.backends.local_model import (
 )
 from llm_mux.config import Backend as BackendConfig
 from llm_mux.config import Defaults
-from llm_mux.errors import BackendError, BackendTimeout, BadRequest, ServerError, Unavailable
+from llm_mux.errors import (
+    BackendError,
+    BackendTimeout,
+    BadRequest,
+    ParseError,
+    ServerError,
+    Unavailable,
+)
 from llm_mux.logs import get_logger
 
 DEFAULT_CONTEXT = 4096
@@ -35,6 +42,7 @@ DEFAULT_TEMPERATURE = 0.0  # deterministic unless the config asks otherwise
 _ERRORS: dict[str, type[BackendError]] = {
     "bad_request": BadRequest,
     "server": ServerError,
+    "parse": ParseError,
 }
 log = get_logger("backends.local")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # from undecodable input; not valid UTF-8
@@ -83,7 +91,7 @@ class LocalBackend:
         )
 
     def request_body(self, request: Request) -> dict[str, Any]:
-        """The OpenAI-style streaming chat request llama.cpp takes."""
+        """The OpenAI-style chat request llama.cpp takes."""
         system = request.system if request.system is not None else self._cfg.system
         messages = [{"role": "system", "content": _clean(system)}] if system else []
         messages.append({"role": "user", "content": _clean(request.prompt)})
@@ -92,8 +100,6 @@ class LocalBackend:
             "messages": messages,
             "max_tokens": self._cfg.max_tokens or DEFAULT_MAX_TOKENS,
             "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
         }
 
     def _response(self, answer: Generation, started: float) -> Response:

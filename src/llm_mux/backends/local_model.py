@@ -4,14 +4,16 @@ A model loads on first use, once per :class:`ModelKey` (file, context, slots, th
 many backends or concurrent calls ask for it. ``xllamacpp.Server`` runs llama.cpp's server in
 this process and always listens on 127.0.0.1 as well (we lock it with a random API key).
 
-Answers stream over that loopback listener rather than through xllamacpp's in-process
-handlers, because only the HTTP path can be stopped at any moment: closing the connection
-(a timeout, Ctrl-C) cancels the request even while the prompt is still being processed,
-whereas the in-process handler calls back only once the first token exists. Prompts are fed
-in batches of ``BATCH`` tokens, which bounds how long a cancelled request keeps computing.
+Answers come over that loopback listener rather than through xllamacpp's in-process
+handlers, because only the HTTP path can be stopped at any moment: when the client
+disconnects, llama.cpp cancels the request, also while the prompt is still being processed;
+the in-process handler can be stopped only from its streaming callback, which does not run
+before the first token exists. Answers are not streamed: per-token chunks cost ~10 % of the
+throughput on two cores. Prompts are fed in steps of ``BATCH`` tokens, which bounds how long a
+cancelled request keeps computing.
 
 Exiting while llama.cpp computes crashes the process (its static objects are destroyed under a
-running thread), so at exit every model is shut down first, which waits for the current batch.
+running thread), so at exit every model is shut down first, which waits for the current step.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any, Literal
 
 from llm_mux.logs import get_logger
 
-ErrorKind = Literal["unavailable", "bad_request", "server"]
+ErrorKind = Literal["unavailable", "bad_request", "server", "parse"]
 
 SMOLLM2 = "smollm2"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
@@ -136,43 +138,24 @@ def display_name(path: Path) -> str:
     return path.stem
 
 
-class _Answer:
-    """Collects the streamed chunks (OpenAI ``chat.completion.chunk``) of one answer."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.finish_reason: str | None = None
-        self.usage: dict[str, Any] = {}
-
-    def take(self, line: str) -> None:
-        if line.startswith("error:"):  # an SSE error event
-            raise request_error(_error_body(line.removeprefix("error:").encode()))
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            return
-        try:
-            chunk = json.loads(line.removeprefix("data: "))
-            if "error" in chunk:
-                raise request_error(chunk["error"])
-            for choice in chunk.get("choices") or ():
-                self.parts.append((choice.get("delta") or {}).get("content") or "")
-                self.finish_reason = choice.get("finish_reason") or self.finish_reason
-            self.usage = chunk.get("usage") or self.usage
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise _not_understood(line) from exc
-
-    def result(self) -> Generation:
-        if self.finish_reason is None:
-            raise _not_understood("the answer ended without a finish reason")
+def parse_answer(raw: bytes) -> Generation:
+    """The text, finish reason and token usage of an OpenAI ``chat.completion`` body."""
+    try:
+        body = json.loads(raw)
+        choice = body["choices"][0]
+        usage = body.get("usage") or {}
         return Generation(
-            text="".join(self.parts),
-            input_tokens=self.usage.get("prompt_tokens"),
-            output_tokens=self.usage.get("completion_tokens"),
-            finish_reason=self.finish_reason,
+            text=str(choice["message"].get("content") or ""),
+            input_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens"),
+            finish_reason=str(choice["finish_reason"]),
         )
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        raise _not_understood(raw.decode(errors="replace")) from exc
 
 
 def _not_understood(what: str) -> LocalModelError:
-    return LocalModelError(f"llama.cpp answer not understood: {what[:500]!r}", "server")
+    return LocalModelError(f"llama.cpp answer not understood: {what[:500]!r}", "parse")
 
 
 def request_error(error: Any) -> LocalModelError:
@@ -224,13 +207,14 @@ class LocalModel:
         )
 
     async def generate(self, body: dict[str, Any]) -> Generation:
-        """Stream one chat completion; cancelling this coroutine cancels it in llama.cpp."""
+        """One chat completion; cancelling this coroutine cancels it in llama.cpp too."""
         if self._server is None:
             raise LocalModelError(f"{self.name} was shut down", "server")
         async with self._slot():
-            answer = _Answer()
-            await self._stream(body, answer)
-            return answer.result()
+            status, raw = await self._post(body)
+        if status != 200:
+            raise request_error(_error_body(raw))
+        return parse_answer(raw)
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -240,22 +224,17 @@ class LocalModel:
         async with semaphore:
             yield
 
-    async def _stream(self, body: dict[str, Any], answer: _Answer) -> None:
-        """POST and feed each line to ``answer``; leaving early closes the connection."""
+    async def _post(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        """POST to llama.cpp; leaving early (cancelled) closes the connection."""
         import httpx2 as httpx
 
         limits = httpx.Timeout(None, connect=10.0)
         try:
-            async with (
-                httpx.AsyncClient(timeout=limits, verify=False, trust_env=False) as client,
-                client.stream("POST", self._url, json=body, headers=self._headers) as response,
-            ):
-                if response.status_code != 200:
-                    raise request_error(_error_body(await response.aread()))
-                async for line in response.aiter_lines():
-                    answer.take(line)
+            async with httpx.AsyncClient(timeout=limits, verify=False, trust_env=False) as client:
+                response = await client.post(self._url, json=body, headers=self._headers)
         except httpx.TransportError as exc:
             raise LocalModelError(f"llama.cpp connection failed: {exc!r}", "server") from exc
+        return response.status_code, response.content
 
     def close(self) -> None:
         """Stop llama.cpp: the last reference going away joins its threads (current step)."""
