@@ -28,7 +28,11 @@ _READ_CHUNK = 256 * 1024
 _LINGER = 0.5  # s to wait for pipes after the leader exits
 _EXIT_POLL = 0.05
 
+SHUTDOWN_GRACE = 1.0  # s between SIGTERM and SIGKILL once the run is being interrupted
+
 _live_groups: set[int] = set()
+_shutdown_signal: int | None = None  # the signal interrupting the run, once it arrived
+_forwarded: set[int] = set()  # groups that were sent it
 
 
 class ProcessError(LlmMuxError):
@@ -143,17 +147,44 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the child's whole group, then SIGKILL it after ``grace`` seconds."""
+    """SIGTERM the child's whole group, then SIGKILL it after ``grace`` seconds.
+
+    The leader may exit first while grandchildren linger in the group: they get SIGKILL too.
+    """
     pgid = proc.pid
-    _signal_group(pgid, signal.SIGTERM)
+    if _shutdown_signal is None:
+        _signal_group(pgid, signal.SIGTERM)
+    else:  # interrupted: the user's own signal is the polite request, then a short grace
+        grace = min(grace, SHUTDOWN_GRACE)
+        if pgid not in _forwarded:  # started just as the signal arrived
+            _forwarded.add(pgid)
+            _signal_group(pgid, _shutdown_signal)
     try:
         await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
     except (TimeoutError, asyncio.CancelledError):
         pass
-    # The leader may be gone while grandchildren linger in the group: always finish them.
     _signal_group(pgid, signal.SIGKILL)
     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
         await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+
+
+def begin_shutdown(signum: int) -> None:
+    """The run is being interrupted: forward ``signum`` to every child group, shorten grace.
+
+    Children run in their own sessions, so a terminal's Ctrl-C reaches only llm-mux; it is
+    passed on here so each child sees the signal the user sent.
+    """
+    global _shutdown_signal
+    _shutdown_signal = signum
+    _forwarded.update(_live_groups)
+    kill_all_groups(signum)
+
+
+def reset_shutdown() -> None:
+    """A new run starts (only matters when one process runs several)."""
+    global _shutdown_signal
+    _shutdown_signal = None
+    _forwarded.clear()
 
 
 def kill_all_groups(signum: int = signal.SIGKILL) -> None:

@@ -30,6 +30,7 @@ def interrupted_by() -> int | None:
 def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run ``main()`` on a fresh loop; translate a received signal into :class:`Interrupted`."""
     _received.clear()
+    process.reset_shutdown()
     return asyncio.run(_supervise(main))
 
 
@@ -42,7 +43,7 @@ async def _supervise(main: Callable[[], Awaitable[T]]) -> T:
             process.kill_all_groups()  # a second signal: no more grace
             return
         _received.append(signum)
-        process.kill_all_groups(signal.SIGTERM)
+        process.begin_shutdown(signum)
         task.cancel()
 
     for signum in HANDLED_SIGNALS:
