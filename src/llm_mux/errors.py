@@ -179,6 +179,7 @@ class ServerError(BackendError):
     """The backend failed on its side (5xx, 408, 409, a dropped connection). Retried."""
 
     error_class = "ServerError"
+    dropped = False  # a kept-alive connection closed under us before any answer came
 
 
 class BadRequest(BackendError):

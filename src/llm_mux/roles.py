@@ -239,7 +239,8 @@ class Multiplexer:
         started = time.monotonic()
 
         def emit(state: BackendState, detail: str = "") -> None:
-            notify(BackendEvent(name, state, _ms_since(started), detail))
+            if notify is not _nobody:  # no event to build when no one listens
+                notify(BackendEvent(name, state, _ms_since(started), detail))
 
         def on_retry(attempt: int, wait: float, error: BackendError) -> None:
             emit(
@@ -269,6 +270,8 @@ class Multiplexer:
 
     def notifier(self, listener: Listener | None) -> Listener:
         listeners = [f for f in (self._listener, listener) if f is not None]
+        if not listeners:
+            return _nobody
 
         def notify(event: BackendEvent) -> None:
             for each in listeners:
@@ -355,6 +358,10 @@ class _RoleCall:
         if self.execution == "fallback":
             return f"{what}: every backend failed{mode}"
         return what + mode
+
+
+def _nobody(event: BackendEvent) -> None:
+    """The listener of a call that no one listens to."""
 
 
 def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:

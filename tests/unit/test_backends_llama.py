@@ -58,3 +58,28 @@ async def test_check(llama_server: LlamaServer, kind: str) -> None:
         "b", make_config({"b": table(llama_server, kind)}), client=HttpClientHolder()
     )
     assert "HTTP 200" in await backend.check()
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_streams_then_more_calls_on_the_pooled_client_never_fail(
+    llama_server: LlamaServer, kind: str
+) -> None:
+    """llama.cpp closes the connection after each stream; the next call must still answer."""
+    streamed = table(llama_server, kind, stream=True, temperature=0.0, max_retries=1)
+    plain = table(llama_server, kind, temperature=0.0, max_retries=1)
+    config = make_config({"s": streamed, "p": plain})
+    async with Multiplexer(config) as mux:
+        for _ in range(4):
+            for name in ("s", "s", "p"):
+                result = await mux.call_backend(name, "Say hello.")
+                assert result.ok and result.output.strip()
+
+
+def test_a_dropped_connection_is_resent_at_once() -> None:
+    from llm_mux.backends.retry import retry_wait
+    from llm_mux.errors import ServerError
+
+    dropped = ServerError("connection error", backend="b")
+    dropped.dropped = True
+    assert retry_wait(dropped, 1, 1000) == 0.0
+    assert 0.0 <= retry_wait(dropped, 2, 1000) <= 2.0  # later retries back off as usual

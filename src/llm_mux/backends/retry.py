@@ -112,7 +112,14 @@ def retry_wait(
     *,
     rand: Callable[[], float] = random.random,
 ) -> float:
-    """The wait before the next attempt: the backoff, or the server's ask when larger."""
+    """The wait before the next attempt: the backoff, or the server's ask when larger.
+
+    A connection the server closed under us (llama.cpp does so after every stream) is
+    resent at once the first time: the next connection is fresh, so there is nothing to wait
+    for, and the user should not notice.
+    """
+    if isinstance(error, ServerError) and error.dropped and attempt == 1:
+        return 0.0
     delay = backoff_delay(attempt, base_ms, rand=rand)
     asked = error.retry_after
     if asked is not None and asked > delay:
@@ -157,8 +164,26 @@ async def call_with_retries(
     """Run ``attempt`` until it succeeds, a non-retryable error, or ``max_retries`` retries.
 
     The last error is re-raised with an ``attempts`` attribute; the response carries
-    ``attempts`` too.
+    ``attempts`` too. The first attempt runs bare: tenacity (about 20 µs to set up) is
+    brought in only once an attempt has failed and may be retried.
     """
+    try:
+        response = await _once(attempt)
+    except BackendError as error:
+        if cfg.max_retries < 1 or not is_retryable(error, cfg):
+            error.attempts = 1  # type: ignore[attr-defined]
+            raise
+        return await _retry(attempt, cfg, error, on_retry)
+    return response if response.attempts == 1 else replace(response, attempts=1)
+
+
+async def _retry(
+    attempt: Callable[[], Awaitable[Response]],
+    cfg: BackendConfig,
+    first: BackendError,
+    on_retry: RetryHook | None,
+) -> Response:
+    """The retry loop, entered after the first attempt failed with ``first``."""
     from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
     def retryable(exc: BaseException) -> bool:
@@ -192,6 +217,8 @@ async def call_with_retries(
         async for manager in retrying:
             with manager:
                 attempts = manager.retry_state.attempt_number
+                if attempts == 1:
+                    raise first  # the attempt already made
                 response = await _once(attempt)
     except BackendError as error:
         error.attempts = attempts  # type: ignore[attr-defined]
