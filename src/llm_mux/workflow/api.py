@@ -129,7 +129,7 @@ async def _record_run(result: RunResult, detected: Any, started: datetime) -> No
     from llm_mux.errors import StoreError
     from llm_mux.memory import MemoryStore
 
-    steps = {name: step.get("status") for name, step in result.document()["steps"].items()}
+    steps = {name: step.status for name, step in result.steps.items()}
     try:
         await MemoryStore.for_ecosystem(detected.name).record_run_async(
             workflow=result.workflow,
