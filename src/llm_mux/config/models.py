@@ -56,6 +56,7 @@ class Defaults(_Strict):
     max_concurrent: int | None = Field(None, gt=0)
     command_wrapper: str | None = None
     max_output_mb: int = Field(64, gt=0)
+    memory_url: str | None = None
 
 
 class Backend(_Strict):

@@ -275,12 +275,13 @@ def _clean(text: str) -> str:
 
 
 def utf8_safe(text: str) -> str:
-    """Replace lone surrogates (valid in JSON escapes, not in UTF-8) with U+FFFD."""
+    """Replace what no store can hold with U+FFFD: lone surrogates (valid in JSON escapes,
+    not in UTF-8) and NUL (PostgreSQL text refuses it), so both stores keep the same text."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = _SURROGATE.sub("\ufffd", text)
-    return text
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _clean_json(value: object) -> object:

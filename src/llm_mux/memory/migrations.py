@@ -18,13 +18,15 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _T = TypeVar("_T")
+# Runs one statement with ``:name`` parameters and returns the rows it produced.
+Execute = Callable[[str, Mapping[str, Any]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX workflow_runs_started ON workflow_runs (started_at)",
         ),
     ),
+    Migration(
+        "m005_run_ledger",
+        (
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('args')}",
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('status')}",
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('owner')}",
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('lease_until')}",
+            f"""CREATE TABLE run_steps (
+                {_key("run_id")}, {_key("step")}, item INTEGER NOT NULL DEFAULT -1,
+                {_key("input_hash")}, {_key("status")}, result_json TEXT NOT NULL DEFAULT '{{}}',
+                {_key("finished_at")},
+                PRIMARY KEY (run_id, step, item))""",
+        ),
+    ),
 )
 
 _CREATE_LEDGER = """CREATE TABLE IF NOT EXISTS migrations (
@@ -115,7 +131,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     if not pending(conn):
         return []
     with immediate_transaction(conn):
-        return _apply_pending(conn)
+        return apply_pending(lambda sql, params: conn.execute(sql, params).fetchall())
 
 
 @contextmanager
@@ -135,16 +151,24 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         raise
 
 
-def _apply_pending(conn: sqlite3.Connection) -> list[str]:
-    conn.execute(_CREATE_LEDGER)
+def apply_pending(execute: Execute, ddl: Callable[[str], str] = str) -> list[str]:
+    """Create the ledger, apply every migration it lacks, record each; return their names.
+
+    The caller holds the write lock (``BEGIN IMMEDIATE``, or PostgreSQL's advisory lock) for
+    the whole call, so processes starting together migrate once. ``ddl`` adapts a type name
+    where the two databases differ.
+    """
+    execute(_CREATE_LEDGER, {})
+    applied = {row[0] for row in execute("SELECT name FROM migrations", {})}
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     names = []
-    for migration in pending(conn):
+    for migration in MIGRATIONS:
+        if migration.name in applied:
+            continue
         for statement in migration.statements:
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (migration.name, now)
-        )
+            execute(ddl(statement), {})
+        record = {"name": migration.name, "now": now}
+        execute("INSERT INTO migrations (name, applied_at) VALUES (:name, :now)", record)
         names.append(migration.name)
     return names
 

@@ -96,7 +96,9 @@ async def run_prepared(
     workflow = prepared.workflow
     config = prepared.config.with_roles(workflow.roles)
     detected, eco_context = _ecosystem(prepared)
-    memory = options.memory if options and options.memory is not None else _reader(detected)
+    memory_url = config.defaults.memory_url
+    memory = options.memory if options and options.memory is not None else None
+    memory = memory if memory is not None else _reader(detected, memory_url)
     team = _team_value(prepared.team)
     base = base_context(workflow, values, team=team, ecosystem=eco_context, memory=memory)
     services = Services(
@@ -112,26 +114,28 @@ async def run_prepared(
     result = await Runner(workflow, plan, services, base, options).run()
     result.warnings = prepared.warnings
     if detected is not None:
-        await _record_run(result, detected, started)
+        await _record_run(result, detected, started, memory_url)
     return result
 
 
-def _reader(detected: Any) -> Any:
+def _reader(detected: Any, memory_url: str | None) -> Any:
     """The read-only ``memory`` template value for the run's ecosystem (``default`` outside)."""
     from llm_mux.memory import MemoryReader, MemoryStore
 
     name = getattr(detected, "name", None)
-    return MemoryReader(MemoryStore.for_ecosystem(name), name)
+    return MemoryReader(MemoryStore.configured(name, memory_url), name)
 
 
-async def _record_run(result: RunResult, detected: Any, started: datetime) -> None:
+async def _record_run(
+    result: RunResult, detected: Any, started: datetime, memory_url: str | None
+) -> None:
     """Record a ``workflow_runs`` row for a run inside an ecosystem; never fails the run."""
     from llm_mux.errors import StoreError
     from llm_mux.memory import MemoryStore
 
     steps = {name: step.status for name, step in result.steps.items()}
     try:
-        await MemoryStore.for_ecosystem(detected.name).record_run_async(
+        await MemoryStore.configured(detected.name, memory_url).record_run_async(
             workflow=result.workflow,
             success=result.success,
             duration_ms=result.duration_ms,

@@ -34,7 +34,7 @@ class StoreKind:
         step: StoreStep = ctx.step  # type: ignore[assignment]
         text = ctx.render(step.prompt, "prompt")
         ecosystem = ecosystem_name(ctx)
-        store = MemoryStore.for_ecosystem(ecosystem)
+        store = MemoryStore.configured(ecosystem, ctx.services.config.defaults.memory_url)
         try:
             counts = await store.store_text_async(text, ecosystem=ecosystem)
         except StoreError as exc:
@@ -43,7 +43,7 @@ class StoreKind:
             "facts": counts.facts,
             "relationships": counts.relationships,
             "entities": counts.entities,
-            "database": str(store.path),
+            "database": store.location,
         }
         return StepOutput(output=f"stored {counts}", json=summary, has_json=True)
 
