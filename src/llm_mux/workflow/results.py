@@ -178,11 +178,13 @@ class RunResult:
     interrupted: int | None = None  # the signal number
     saved_to: Path | None = None
     warnings: Sequence[Any] = field(default_factory=list)
+    run_id: str | None = None  # the id the runs ledger knows it by
 
     def document(self) -> dict[str, Any]:
         """The one JSON document of ``--output json``."""
         return {
             "workflow": self.workflow,
+            "run_id": self.run_id,
             "success": self.success,
             "duration_ms": self.duration_ms,
             "output": self.output,

@@ -72,6 +72,9 @@ class RunOptions:
     listener: Listener | None = None
     ask: Ask | None = None
     memory: Any = None  # the ``memory`` template value (the knowledge-base reader)
+    journal: Any = None  # the runs ledger of a recorded run (``workflow.resume.Journal``)
+    run_id: str | None = None  # the id to record the run under (default: a new one)
+    resume: str | None = None  # a recorded run to resume: its id, or ``last``
 
 
 @dataclass
@@ -135,6 +138,7 @@ class Runner:
         self.results: dict[str, StepResult] = {}
         self._started: dict[str, float] = {}
         self._stopped_by: StepResult | None = None
+        self._ran: set[str] = set()  # steps run this time (not taken from a recorded run)
 
     # --- the run ---
 
@@ -216,6 +220,7 @@ class Runner:
         result = await self._execute(step, node)
         result.duration_ms = _ms_since(started)
         self.results[step.name] = result
+        self._record(step.name, result)
         state = {"success": "done"}.get(result.status, result.status)
         self._emit(step.name, state, result.duration_ms, result.error or "")
         log.debug("step %s: %s in %d ms", step.name, state, result.duration_ms)
@@ -223,6 +228,20 @@ class Runner:
             self._stopped_by = result
             return False
         return True
+
+    # --- resumed runs (see workflow.resume) ---
+
+    def _reuse(self, step: Step, context: Mapping[str, Any], item: int = -1) -> StepResult | None:
+        """A recorded result to reuse, unless a dependency ran again (then this step must)."""
+        journal = self.options.journal
+        if journal is None:
+            return None
+        fresh_inputs = any(name in self._ran for name in step.depends_on)
+        return journal.reuse(step, context, item, allow=not fresh_inputs)  # type: ignore[no-any-return]
+
+    def _record(self, step: str, result: StepResult, item: int = -1) -> None:
+        if self.options.journal is not None:
+            self.options.journal.record(step, result, item)
 
     def _tolerates_failure(self, step: Step) -> bool:
         if step.continue_on_error is not None:
@@ -235,6 +254,10 @@ class Runner:
         try:
             if step.when is not None and not self._condition(step, context):
                 return skipped_result(step.name)
+            reused = self._reuse(step, context)
+            if reused is not None:
+                return reused
+            self._ran.add(step.name)
             self._emit(step.name, "running", 0)
             return await self._bounded(step, context)
         except StepFailed as exc:
@@ -314,8 +337,12 @@ class Runner:
     ) -> StepResult:
         started = time.monotonic()
         item_context = with_item(context, items[index], index, len(items))
+        reused = self._reuse(step, item_context, index)
+        if reused is not None:
+            return reused
         result = await self._attempts(step, item_context, label, index)
         result.duration_ms = _ms_since(started)
+        self._record(step.name, result, index)
         return result
 
     def _items(self, step: Step, context: Mapping[str, Any]) -> list[Any]:
