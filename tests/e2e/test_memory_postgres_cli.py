@@ -84,3 +84,22 @@ def test_without_the_extra_the_error_names_it(cli, tmp_path: Path) -> None:
     result = cli("memory", "facts", env=env)
     assert result.exit_code == 2
     assert "llm-mux[postgres]" in result.stderr and PASSWORD not in result.output
+
+
+def test_doctor_reports_whether_the_database_answers(cli, postgres_url: str) -> None:
+    url = with_password(postgres_url)
+    answers = cli("doctor", "-o", "json", env={"LLM_MUX_MEMORY_URL": url})
+    assert answers.exit_code == 0, answers.output
+    memory = json.loads(answers.stdout)["memory"]
+    assert memory["available"] is True and memory["configured"] is True
+    assert memory["database"] == "127.0.0.1:" + url.split(":")[-1]
+    assert "PostgreSQL 15" in memory["detail"]
+    port = closed_port()
+    down_url = f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/kb"
+    down = cli("doctor", env={"LLM_MUX_MEMORY_URL": down_url})
+    assert down.exit_code == 1
+    assert f"unavailable at 127.0.0.1:{port}/kb (Connection refused)" in down.stdout
+    as_json = json.loads(cli("doctor", "-o", "json", env={"LLM_MUX_MEMORY_URL": down_url}).stdout)
+    assert as_json["memory"]["available"] is False
+    for output in (answers.output, down.output, json.dumps(as_json)):
+        assert PASSWORD not in output

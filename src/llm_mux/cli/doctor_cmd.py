@@ -2,8 +2,9 @@
 
 A CLI backend is available when its command resolves to an executable; an HTTP backend when
 ``GET …/models`` (or the native equivalent) answers within 5 s; a local model when its file
-loads. A missing ``${VAR}`` makes a backend unavailable, naming the variable. Exit 1 when an
-enabled backend is unavailable.
+loads. A missing ``${VAR}`` makes a backend unavailable, naming the variable. With a
+``memory_url``, doctor also asks the memory database to answer (password masked). Exit 1 when
+an enabled backend, or the configured memory database, is unavailable.
 """
 
 from __future__ import annotations
@@ -88,6 +89,45 @@ async def check_all(config: Config) -> list[Verdict]:
         await client.aclose()
 
 
+@dataclass
+class MemoryVerdict:
+    """Whether the memory database answers; ``configured`` when a memory_url names it."""
+
+    location: str
+    configured: bool
+    available: bool
+    detail: str
+
+    @property
+    def blocking(self) -> bool:
+        return self.configured and not self.available
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.location,
+            "configured": self.configured,
+            "available": self.available,
+            "detail": self.detail,
+        }
+
+
+def check_memory(config: Config) -> MemoryVerdict:
+    """Ping the memory database ``memory_url`` names (or the default file outside any ecosystem)."""
+    from llm_mux.errors import LlmMuxError
+    from llm_mux.memory import MemoryStore
+    from llm_mux.memory.urls import configured_url
+
+    try:
+        url = configured_url(config.defaults.memory_url)
+        store = MemoryStore.for_ecosystem(None, url)
+    except LlmMuxError as exc:
+        return MemoryVerdict("memory_url", True, False, exc.message)
+    try:
+        return MemoryVerdict(store.location, url is not None, True, store.database.ping())
+    except LlmMuxError as exc:
+        return MemoryVerdict(store.location, url is not None, False, exc.message)
+
+
 def _status(verdict: Verdict) -> Any:
     from rich.text import Text
 
@@ -126,13 +166,28 @@ def doctor_command() -> int:
 
     settings = get_settings()
     config = load(settings)
-    verdicts = runtime.run(lambda: check_all(config))
+    verdicts, memory = runtime.run(lambda: _check_everything(config))
     if settings.json:
-        emit_json({"backends": {v.name: v.as_dict() for v in verdicts}})
+        document = {"backends": {v.name: v.as_dict() for v in verdicts}}
+        emit_json({**document, "memory": memory.as_dict()})
     elif settings.quiet:
         for v in verdicts:
             state = "available" if v.available else ("disabled" if not v.enabled else "unavailable")
             click.echo(f"{v.name}\t{state}")
+        click.echo(f"memory\t{'available' if memory.available else 'unavailable'}")
     else:
         _print_console(verdicts)
-    return 1 if any(v.blocking for v in verdicts) else 0
+        _print_memory(memory)
+    return 1 if memory.blocking or any(v.blocking for v in verdicts) else 0
+
+
+async def _check_everything(config: Config) -> tuple[list[Verdict], MemoryVerdict]:
+    memory = asyncio.ensure_future(asyncio.to_thread(check_memory, config))
+    return await check_all(config), await memory
+
+
+def _print_memory(memory: MemoryVerdict) -> None:
+    from llm_mux.secrets import redact
+
+    state = "answers" if memory.available else "UNAVAILABLE"
+    click.echo(redact(f"memory database {memory.location}: {state}: {memory.detail}"))

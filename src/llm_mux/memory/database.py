@@ -54,6 +54,8 @@ class Database(Protocol):
 
     def exists(self) -> bool: ...
 
+    def ping(self) -> str: ...
+
     def session(self, action: str) -> AbstractContextManager[Session]: ...
 
 
@@ -90,6 +92,18 @@ class SqliteDatabase:
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def ping(self) -> str:
+        """Whether the file opens as a database (read-only; a missing one is made on use)."""
+        if not self.path.exists():
+            return "not created yet (made on first use)"
+        with self._errors(READ):
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                conn.execute("PRAGMA schema_version").fetchone()
+            finally:
+                conn.close()
+        return "SQLite file opens"
 
     @contextmanager
     def session(self, action: str) -> Iterator[Session]:

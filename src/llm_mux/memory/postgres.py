@@ -113,6 +113,18 @@ class PostgresDatabase:
         finally:
             conn.close()
 
+    def ping(self) -> str:
+        """Connect and ask ``SELECT 1`` (no migration); the server version on success."""
+        psycopg = _psycopg()
+        conn = self._connect(psycopg)
+        try:
+            with self._errors(psycopg, READ):
+                conn.execute("SELECT 1")
+                version = conn.info.server_version
+        finally:
+            conn.close()
+        return f"PostgreSQL {version // 10000}.{version % 10000} answers"
+
     def _connect(self, psycopg: Any) -> psycopg.Connection[Any]:
         extra: dict[str, Any] = {}
         if "connect_timeout" not in dict(parse_qsl(urlsplit(self.url).query)):
