@@ -420,24 +420,27 @@ def _safe_text(text: str) -> str:
 
 
 def _fact_row(eco: str, fact: FactItem, now: str) -> Row:
-    texts = {
-        "project": fact.project,
-        "fact": fact.fact,
-        "source": fact.source,
-        "source_type": fact.source_type,
-        "category": fact.category,
+    return {
+        "ecosystem": eco,
+        "project": redact(fact.project),
+        "fact": redact(fact.fact),
+        "source": redact(fact.source),
+        "source_type": redact(fact.source_type),
+        "category": redact(fact.category),
+        "confidence": fact.confidence,
+        "now": now,
     }
-    return {"ecosystem": eco, **_masked(texts), "confidence": fact.confidence, "now": now}
 
 
 def _relationship_row(eco: str, rel: RelationshipItem, now: str) -> Row:
-    texts = {
-        "from_project": rel.from_project,
-        "to_project": rel.to_project,
-        "type": rel.type,
-        "evidence": rel.evidence,
+    return {
+        "ecosystem": eco,
+        "from_project": redact(rel.from_project),
+        "to_project": redact(rel.to_project),
+        "type": redact(rel.type),
+        "evidence": redact(rel.evidence),
+        "now": now,
     }
-    return {"ecosystem": eco, **_masked(texts), "now": now}
 
 
 def _write_entity(db: Session, eco: str, entity: EntityItem, now: str) -> None:
