@@ -39,6 +39,14 @@ RETURNING id"""
 
 _FORGET_STEPS = "DELETE FROM run_steps WHERE run_id = :id"
 
+# Step results (outputs included) of runs finished longer ago than this are dropped when a
+# new run starts, so the ledger does not grow without bound; those runs cannot be resumed.
+KEEP_STEPS = timedelta(days=7)
+_PRUNE = """
+DELETE FROM run_steps WHERE run_id IN (
+    SELECT id FROM workflow_runs
+    WHERE status <> 'running' AND finished_at <> '' AND finished_at < :cutoff)"""
+
 _RENEW = """
 UPDATE workflow_runs SET lease_until = :lease_until WHERE id = :id AND owner = :owner"""
 
@@ -139,6 +147,7 @@ class Ledger:
                 return False
             if fresh:
                 db.run(_FORGET_STEPS, row)
+                db.run(_PRUNE, {"cutoff": iso_utc(datetime.now(UTC) - KEEP_STEPS)})
         return True
 
     def renew(self, run_id: str) -> None:

@@ -130,8 +130,8 @@ def skipped_result(name: str) -> StepResult:
     return StepResult(name, "skipped")
 
 
-def step_document(result: StepResult) -> dict[str, Any]:
-    """A step result as JSON-ready data."""
+def step_document(result: StepResult, *, parse: bool = True) -> dict[str, Any]:
+    """A step result as JSON-ready data (``parse=False``: ``json`` only if already known)."""
     data: dict[str, Any] = {
         "status": result.status,
         "output": result.output,
@@ -144,15 +144,15 @@ def step_document(result: StepResult) -> dict[str, Any]:
         "backends": list(result.backends),
         "exit_code": result.exit_code,
         "usage": result.usage,
-        "json": result.json,
-        "items": None if result.items is None else [_item_document(i) for i in result.items],
+        "json": result.json if parse or result._json is not _UNSET else None,
+        "items": None if result.items is None else [_item_document(i, parse) for i in result.items],
     }
     data.update(result.extra)
     return data
 
 
-def _item_document(result: StepResult) -> dict[str, Any]:
-    data = step_document(result)
+def _item_document(result: StepResult, parse: bool = True) -> dict[str, Any]:
+    data = step_document(result, parse=parse)
     data["item"] = _jsonable(result.item)
     return data
 

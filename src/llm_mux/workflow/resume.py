@@ -13,10 +13,11 @@ goes on unrecorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
 
 log = get_logger("resume")
 UNRECORDED = "run not recorded; --resume unavailable"
+BATCH_WAIT_S = 0.2  # results are written at most this long after their step ends
 _PRIVATE = ("_request", "_files", "resumed")
+_CHUNK = 1 << 20
 
 
 class Journal:
@@ -60,6 +63,7 @@ class Journal:
         self.broken = False
         self._pending: list[StepRecord] = []
         self._writer: asyncio.Future[None] | None = None
+        self._flush = asyncio.Event()
         self._renewer: asyncio.Future[None] | None = None
 
     # --- reuse ---
@@ -89,8 +93,8 @@ class Journal:
     def record(self, step: str, result: StepResult, item: int = WHOLE_STEP) -> None:
         """Queue ``result`` for the ledger (a resumed result is there already).
 
-        One background writer drains the queue, each batch in one transaction, so a run of
-        many short steps costs a few writes rather than one per step.
+        One background writer drains the queue every ``BATCH_WAIT_S``, each batch in one
+        transaction, so a run of many short steps costs a few writes rather than one per step.
         """
         if self.broken or result.extra.get("resumed") or (step, item) not in self.hashes:
             return
@@ -98,10 +102,13 @@ class Journal:
         digest = self.hashes[(step, item)]
         self._pending.append(StepRecord(step, item, digest, result.status, document))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._drain())
+            self._writer = asyncio.ensure_future(self._drain(BATCH_WAIT_S))
 
-    async def _drain(self) -> None:
+    async def _drain(self, wait: float = 0.0) -> None:
         while self._pending and not self.broken:
+            if not self._flush.is_set():  # gather what finishes meanwhile into one batch
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), wait)
             batch, self._pending = self._pending, []
             await self._write(partial(self.ledger.record_steps, self.run_id, batch))
 
@@ -134,7 +141,8 @@ class Journal:
         """Wait for pending writes, then mark the run finished and release it."""
         if self._renewer is not None:
             self._renewer.cancel()
-        while self._writer is not None and not self._writer.done():
+        self._flush.set()  # write what is pending now rather than after the wait
+        if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
         await self._drain()
         await self._write(
@@ -158,34 +166,44 @@ def warn(text: str) -> None:
 
 
 def input_hash(step: Step, context: Mapping[str, Any], backends: Any, item: int) -> str:
-    """sha256 of the step's definition, its rendered templates, its item and its backends."""
-    parts = {
+    """sha256 of the step's definition, its rendered templates, its item and its backends.
+
+    Rendered texts are fed to the hash one at a time, never joined into one document: a step
+    reading a 100 MB output costs one rendering, not several copies of it.
+    """
+    head = {
         "definition": step.model_dump(mode="json", by_alias=True),
-        "rendered": _rendered(step, context),
         "item": [item, _jsonable(context.get("item")) if item != WHOLE_STEP else None],
         "backends": backends,
     }
-    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256(_canonical(head))
+    for name, text in _rendered(step, context):
+        digest.update(_canonical([name, len(text)]))
+        for start in range(0, len(text), _CHUNK):  # no second full-size copy of a big text
+            digest.update(text[start : start + _CHUNK].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
-def _rendered(step: Step, context: Mapping[str, Any]) -> dict[str, str]:
+def _canonical(value: Any) -> bytes:
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _rendered(step: Step, context: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Each template of the step rendered (a failure renders as its message), then for_each."""
     from llm_mux.templates import evaluate, render
 
-    out: dict[str, str] = {}
     for name, source in {**step.template_fields(), **step.shell_fields()}.items():
         try:
-            out[name] = render(source, context, where=name)
+            yield name, render(source, context, where=name)
         except LlmMuxError as exc:
-            out[name] = f"<unrenderable: {exc.message}>"
+            yield name, f"<unrenderable: {exc.message}>"
     if step.for_each:
         try:
-            out["for_each"] = json.dumps(
-                _jsonable(list(evaluate(step.for_each, context))), default=str
-            )
+            items = _jsonable(list(evaluate(step.for_each, context)))
+            yield "for_each", json.dumps(items, default=str)
         except (LlmMuxError, TypeError) as exc:
-            out["for_each"] = f"<unrenderable: {exc}>"
-    return out
+            yield "for_each", f"<unrenderable: {exc}>"
 
 
 def _jsonable(value: Any) -> Any:
@@ -219,8 +237,14 @@ def resolved_backends(step: Step, config: Any, team: Any) -> Any:
 
 
 def encode_result(result: StepResult, project_dir: Path) -> dict[str, Any]:
-    """A step result as JSON for the ledger, with what resuming needs to trust it."""
-    document = step_document(result)
+    """A step result as JSON for the ledger, with what resuming needs to trust it.
+
+    ``outputs`` is left out when it is just ``[output]`` and ``json`` when it was never
+    parsed (decoding restores both), so a big output is stored once and never parsed here.
+    """
+    document = step_document(result, parse=False)
+    if document["outputs"] == [result.output] and not result.backends[1:]:
+        del document["outputs"]
     request = query_request(result)
     if request is not None:
         document["_request"] = [request.prompt, request.role, request.backend]
@@ -234,7 +258,8 @@ def encode_result(result: StepResult, project_dir: Path) -> dict[str, Any]:
 def decode_result(name: str, document: Mapping[str, Any]) -> StepResult:
     """A recorded step result, as templates and ``--output json`` see a fresh one."""
     result = StepResult(name, document.get("status", "success"), output=document.get("output", ""))
-    result.outputs = Outputs(document.get("outputs") or (), document.get("backends") or ())
+    outputs = document.get("outputs", [result.output] if result.output else [])
+    result.outputs = Outputs(outputs or (), document.get("backends") or ())
     result.error = document.get("error")
     result.duration_ms = int(document.get("duration_ms") or 0)
     result.backend = document.get("backend")
