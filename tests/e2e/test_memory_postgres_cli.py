@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 from llm_mux.memory import MemoryStore
@@ -103,3 +104,17 @@ def test_doctor_reports_whether_the_database_answers(cli, postgres_url: str) -> 
     assert as_json["memory"]["available"] is False
     for output in (answers.output, down.output, json.dumps(as_json)):
         assert PASSWORD not in output
+
+
+def test_a_silent_database_fails_within_connect_timeout(cli) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/kb?connect_timeout=2"
+        started = time.monotonic()
+        result = cli("memory", "facts", env={"LLM_MUX_MEMORY_URL": url})
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert f"memory database unavailable at 127.0.0.1:{port}/kb (" in result.stderr
+    assert elapsed < 8 and PASSWORD not in result.output
