@@ -53,3 +53,12 @@ def test_the_hash_follows_definition_rendered_inputs_and_item() -> None:
     assert base != input_hash(step, {"args": {"x": "1"}}, {"backends": {"b": {}}}, -1)
     with_item = input_hash(step, {"args": {"x": "1"}, "item": "a"}, None, 0)
     assert with_item != input_hash(step, {"args": {"x": "1"}, "item": "b"}, None, 0)
+
+
+def test_every_result_answers_resumed() -> None:
+    fresh = StepResult("a")
+    assert fresh.resumed is False and "resumed" not in step_document(fresh)
+    again = decode_result("a", encode_result(StepResult("a", output="x"), Path.cwd()))
+    assert again.resumed is False
+    again.extra["resumed"] = True
+    assert again.resumed is True and step_document(again)["resumed"] is True

@@ -122,7 +122,12 @@ async def run_prepared(
     )
     if journal is not None:
         journal.start()
-    result = await Runner(workflow, plan, services, base, options).run()
+    try:
+        result = await Runner(workflow, plan, services, base, options).run()
+    except BaseException:
+        if journal is not None:
+            journal.stop()
+        raise
     result.warnings = prepared.warnings
     result.run_id = run_id
     if journal is not None:

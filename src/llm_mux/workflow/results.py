@@ -85,6 +85,11 @@ class StepResult:
         return self.status == "skipped"
 
     @property
+    def resumed(self) -> bool:
+        """Taken from the recorded run by ``--resume`` instead of run again."""
+        return bool(self.extra.get("resumed", False))
+
+    @property
     def json(self) -> Any:
         """The output parsed as JSON (validated when the step had an output_schema), or None."""
         if self._json is _UNSET:

@@ -137,10 +137,14 @@ class Journal:
             await asyncio.sleep(self.ledger.lease_s / 3)
             await self._write(lambda: self.ledger.renew(self.run_id))
 
-    async def finish(self, success: bool, duration_ms: int, error: str | None, steps: Any) -> None:
-        """Wait for pending writes, then mark the run finished and release it."""
+    def stop(self) -> None:
+        """Stop renewing the lease (the run ended without a result to record)."""
         if self._renewer is not None:
             self._renewer.cancel()
+
+    async def finish(self, success: bool, duration_ms: int, error: str | None, steps: Any) -> None:
+        """Wait for pending writes, then mark the run finished and release it."""
+        self.stop()
         self._flush.set()  # write what is pending now rather than after the wait
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
