@@ -47,6 +47,7 @@ run = "echo aside >> ran.log; echo aside"
 [[steps]]
 name = "each"
 type = "shell"
+continue_on_error = true  # its failure must not stop "gate" from starting
 for_each = "['x', 'y', 'z']"
 run = "echo each-{{ item }} >> ran.log; test {{ item }} != y || test -f open-y"
 """
