@@ -285,7 +285,7 @@ def test_discovery(cli, tmp_path: Path, isolated_home: Path) -> None:
     config = write_config(tmp_path, ECOSYSTEM)
     checked = cli("validate", "discover", "--config", str(config), cwd=project)
     assert checked.exit_code == 0, checked.stderr
-    assert 'timeout = 180 looks like seconds; timeouts are in ms, write "180s"' in checked.stderr
+    assert "timeout" not in checked.stderr  # 180 is seconds, as the seed means it
     if not available("store"):
         pytest.skip("the store step kind is not installed")
     result = cli("run", "discover", "-o", "json", "--config", str(config), cwd=project)

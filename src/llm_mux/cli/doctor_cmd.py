@@ -127,8 +127,13 @@ def doctor_command() -> int:
     settings = get_settings()
     config = load(settings)
     verdicts = runtime.run(lambda: check_all(config))
+    for warning in config.warnings():
+        click.echo(f"warning: {warning}", err=True)
     if settings.json:
-        emit_json({"backends": {v.name: v.as_dict() for v in verdicts}})
+        backends = {v.name: v.as_dict() for v in verdicts}
+        for name, backend in config.backends.items():
+            backends[name]["warnings"] = backend.ignored_keys()
+        emit_json({"backends": backends})
     elif settings.quiet:
         for v in verdicts:
             state = "available" if v.available else ("disabled" if not v.enabled else "unavailable")

@@ -46,7 +46,10 @@ def find_project_dir(start: Path) -> Path | None:
     return None
 
 
-def config_files(cwd: Path, explicit: Path | None) -> list[Path]:
+ConfigFiles = Path | str | Sequence[Path | str] | None  # ``--config`` files, in order
+
+
+def config_files(cwd: Path, explicit: Sequence[Path] = ()) -> list[Path]:
     """The config files that apply, earliest (lowest priority) first."""
     files = []
     user = user_config_dir() / CONFIG_NAME
@@ -55,8 +58,7 @@ def config_files(cwd: Path, explicit: Path | None) -> list[Path]:
     project = find_project_dir(cwd)
     if project is not None and (project / CONFIG_NAME).is_file():
         files.append(project / CONFIG_NAME)
-    if explicit is not None:
-        files.append(explicit)
+    files.extend(explicit)
     return files
 
 
@@ -244,13 +246,21 @@ def _check_backends(
 
 
 def load_config(
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     *,
     cwd: Path | None = None,
 ) -> Config:
-    """Load, merge and validate the user, project and explicit config files (SPEC §1)."""
+    """Load, merge and validate the user, project and explicit config files (SPEC §1).
+
+    Several explicit files merge in order, like the user and project files before them.
+    """
     here = (cwd or Path.cwd()).resolve()
-    explicit = Path(config_file) if config_file is not None else None
+    if config_file is None:
+        explicit: list[Path] = []
+    elif isinstance(config_file, str | Path):
+        explicit = [Path(config_file)]
+    else:
+        explicit = [Path(f) for f in config_file]
     files = config_files(here, explicit)
     defaults_raw, entries = merge_files(files)
     _check_references(entries)

@@ -17,14 +17,16 @@ MockFailure = Literal["rate_limit", "timeout", "auth", "server_error", "crash", 
 
 HTTP_TYPES = frozenset({"openai", "ollama", "anthropic"})
 
-# Keys that only mean something for some backend types; using them elsewhere is an error,
-# because every key we accept must have an effect.
+# Keys that only mean something for some backend types. Elsewhere they are ignored with a
+# warning naming them (the seed's own "Backend Options" block gives a CLI `model` and
+# `api_key`), never silently: `validate`, `doctor` and `--debug` say so.
 _TYPE_ONLY_KEYS: dict[str, frozenset[str]] = {
     "args": frozenset({"cli"}),
     "env": frozenset({"cli"}),
     "prompt_via": frozenset({"cli"}),
     "stdin_fallback": frozenset({"cli"}),
     "api_key": HTTP_TYPES,
+    "model": HTTP_TYPES | {"local"},
     "params": HTTP_TYPES,
     "stream": frozenset({"openai", "ollama", "anthropic"}),
     "api_version": frozenset({"anthropic"}),
@@ -110,16 +112,22 @@ class Backend(_Strict):
     def is_http(self) -> bool:
         return self.kind in HTTP_TYPES
 
-    @model_validator(mode="after")
-    def _check_kind_keys(self) -> Backend:
-        kind = self.kind
-        for key in self.model_fields_set:
+    def ignored_keys(self) -> list[str]:
+        """Warnings for keys that were set but mean nothing for this backend's type."""
+        kind, found = self.kind, []
+        for key in sorted(self.model_fields_set):
             allowed = _TYPE_ONLY_KEYS.get(key)
             if allowed is not None and kind not in allowed:
                 kinds = ", ".join(sorted(allowed))
-                raise ValueError(
-                    f"key '{key}' applies only to backends of type {kinds}, not '{kind}'"
+                found.append(
+                    f"backend '{self.name}': key '{key}' applies only to backends of type "
+                    f"{kinds}, not '{kind}'; it is ignored"
                 )
+        return found
+
+    @model_validator(mode="after")
+    def _check_kind_keys(self) -> Backend:
+        kind = self.kind
         if (kind == "cli" or kind in HTTP_TYPES) and not self.command:
             raise ValueError(f"'command' is required for a backend of type '{kind}'")
         if kind in HTTP_TYPES and not self.model:

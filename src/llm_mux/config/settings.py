@@ -20,6 +20,10 @@ class Config:
     sources: tuple[Path, ...] = ()
     project_root: Path | None = None
 
+    def warnings(self) -> list[str]:
+        """Problems that do not stop a run: keys ignored for their backend's type."""
+        return [w for backend in self.backends.values() for w in backend.ignored_keys()]
+
     def with_roles(self, roles: dict[str, Role]) -> Config:
         """A copy where ``roles`` (e.g. a workflow's own ``[roles]``) replace same-named ones."""
         return replace(self, roles={**self.roles, **roles})
