@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +79,8 @@ class ProcessRequest:
     timeout: float | None = None
     max_output: int = DEFAULT_MAX_OUTPUT
     kill_grace: float = KILL_GRACE
+    # Called with ("stdout" | "stderr", chunk) as output arrives, to watch a child live.
+    on_output: Callable[[str, bytes], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,12 @@ class _Capped(Exception):
     """Internal: a stream passed its cap."""
 
 
-async def _read_stream(stream: asyncio.StreamReader | None, cap: int, truncate: bool) -> bytes:
+OutputHook = Callable[[bytes], None] | None
+
+
+async def _read_stream(
+    stream: asyncio.StreamReader | None, cap: int, truncate: bool, notify: OutputHook = None
+) -> bytes:
     """Read a stream to EOF into a list of chunks (no quadratic copying).
 
     Past ``cap`` either raise (stdout: the caller kills the child) or keep reading and
@@ -129,6 +136,8 @@ async def _read_stream(stream: asyncio.StreamReader | None, cap: int, truncate: 
     chunks: list[bytes] = []
     size = 0
     while chunk := await stream.read(_READ_CHUNK):
+        if notify is not None:
+            notify(chunk)
         size += len(chunk)
         if size > cap:
             if not truncate:
@@ -275,8 +284,12 @@ async def _communicate(
     kill the group so a stray background job cannot stall the run.
     """
     stdin_task = asyncio.ensure_future(_feed_stdin(proc, request.stdin))
-    out_task = asyncio.ensure_future(_read_stream(proc.stdout, request.max_output, truncate=False))
-    err_task = asyncio.ensure_future(_read_stream(proc.stderr, STDERR_CAP, truncate=True))
+    out_task = asyncio.ensure_future(
+        _read_stream(proc.stdout, request.max_output, False, _hook(request, "stdout"))
+    )
+    err_task = asyncio.ensure_future(
+        _read_stream(proc.stderr, STDERR_CAP, True, _hook(request, "stderr"))
+    )
     exit_task = asyncio.ensure_future(_exited(proc))
     tasks = (stdin_task, out_task, err_task, exit_task)
     try:
@@ -297,6 +310,13 @@ async def _communicate(
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _hook(request: ProcessRequest, stream: str) -> OutputHook:
+    on_output = request.on_output
+    if on_output is None:
+        return None
+    return lambda chunk: on_output(stream, chunk)
 
 
 def _partial(request: ProcessRequest, code: int, started: float) -> ProcessOutcome:
