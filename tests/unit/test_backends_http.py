@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import socket
 import time
@@ -159,6 +160,47 @@ async def test_anthropic_version_and_streaming(llm_server: FakeLLMServer) -> Non
     assert response.text == "streamed from claude"
     assert response.usage is not None and response.usage.output_tokens == 3
     assert llm_server.requests[0].headers["anthropic-version"] == "2099-01-01"
+
+
+CACHED_USAGE = {
+    "input_tokens": 1,
+    "cache_creation_input_tokens": 4,
+    "cache_read_input_tokens": 36,
+    "output_tokens": 5,
+}
+
+
+async def test_anthropic_input_tokens_include_cache_reads_and_writes(
+    llm_server: FakeLLMServer,
+) -> None:
+    message = {"content": [{"type": "text", "text": "cached"}], "usage": CACHED_USAGE}
+    llm_server.script(Reply(body=json.dumps(message).encode()))
+    response = await complete(llm_server, "anthropic")
+    assert response.text == "cached"
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (41, 5)
+
+
+async def test_anthropic_streamed_input_tokens_include_the_cache(
+    llm_server: FakeLLMServer,
+) -> None:
+    def event(kind: str, data: dict[str, Any]) -> str:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
+
+    usage = {**CACHED_USAGE, "output_tokens": 1}
+    delta = {"index": 0, "delta": {"type": "text_delta", "text": "cached"}}
+    events = [
+        event("message_start", {"message": {"usage": usage}}),
+        event("content_block_delta", delta),
+        event("message_delta", {"usage": {"output_tokens": 5}}),
+        event("message_stop", {}),
+    ]
+    body = "".join(events).encode()
+    llm_server.script(Reply(body=body, content_type="text/event-stream"))
+    response = await complete(llm_server, "anthropic", stream=True)
+    assert response.text == "cached"
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (41, 5)
 
 
 @pytest.mark.parametrize(

@@ -249,9 +249,7 @@ def classify(
     return Failed(f"{how}: {detail}", backend=backend)
 
 
-def from_status(
-    status: int, message: str, backend: str, how: str, tail: str = ""
-) -> BackendError:
+def from_status(status: int, message: str, backend: str, how: str, tail: str = "") -> BackendError:
     """The error class for an HTTP status a CLI reported (SPEC §1), with its message."""
     text = _with_tail(f"{_shorten(message.strip()) or 'no message'} ({how})", tail)
     if status == 429:
