@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PROBE_TIMEOUT = 0.8
+CLI_TIMEOUT = 5.0  # s for a CLI to say its default model
 
-# CLI name -> arguments that make it answer one prompt non-interactively. No permission
-# bypass flags are ever added: the user decides how much an agent may do.
+# CLI name -> arguments that make it answer one prompt non-interactively, in the JSON mode
+# that carries token usage where the CLI has one. No permission bypass flags are ever
+# added: the user decides how much an agent may do.
 AGENT_CLIS: dict[str, list[str]] = {
-    "claude": ["-p"],
-    "codex": ["exec"],
-    "gemini": ["-p"],
+    "claude": ["-p", "--output-format", "json"],
+    "codex": ["exec", "--json", "--skip-git-repo-check"],
+    "gemini": ["-o", "json", "-p"],
     "llm": [],
     "aichat": [],
     "opencode": ["run"],
@@ -91,14 +93,33 @@ def ollama_url(environ: dict[str, str]) -> str:
     return host.rstrip("/")
 
 
-def detect_clis(path: str | None = None) -> list[Found]:
+async def detect_clis(path: str | None = None) -> list[Found]:
     found = []
     for name, args in AGENT_CLIS.items():
         location = shutil.which(name, path=path)
         if location:
+            reason = f"`{name}` found at {location}"
+            if name == "llm":
+                model = await llm_default_model(location)
+                args = ["-m", model] if model else args
+                reason += f"; its default model is {model}" if model else ""
             table: dict[str, Any] = {"command": name, "args": args}
-            found.append(Found(name, table, f"`{name}` found at {location}"))
+            found.append(Found(name, table, reason))
     return found
+
+
+async def llm_default_model(location: str) -> str | None:
+    """What ``llm models default`` prints (bounded; no prompt is sent), or None."""
+    from llm_mux.errors import LlmMuxError
+    from llm_mux.process import ProcessRequest, run_process
+
+    request = ProcessRequest((location, "models", "default"), timeout=CLI_TIMEOUT)
+    try:
+        outcome = await run_process(request)
+    except (LlmMuxError, OSError):
+        return None
+    words = outcome.text.split()
+    return words[0] if outcome.ok and len(words) == 1 else None
 
 
 def detect_keys(environ: dict[str, str]) -> list[Found]:
@@ -157,8 +178,8 @@ async def detect_servers(environ: dict[str, str]) -> list[Found]:
 
 async def detect(environ: dict[str, str] | None = None, path: str | None = None) -> Detection:
     env = dict(os.environ if environ is None else environ)
-    servers = await detect_servers(env)
-    found = detect_local_model() + detect_clis(path) + servers + detect_keys(env)
+    servers, clis = await asyncio.gather(detect_servers(env), detect_clis(path))
+    found = detect_local_model() + clis + servers + detect_keys(env)
     return Detection(found)
 
 

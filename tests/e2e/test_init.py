@@ -64,6 +64,12 @@ def fake_path(tmp_path: Path) -> str:
     claude = bin_dir / "claude"
     claude.write_text('#!/bin/sh\nfor last; do :; done\nprintf "claude says: %s" "$last"\n')
     claude.chmod(claude.stat().st_mode | stat.S_IXUSR)
+    for name in ("codex", "gemini"):
+        (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / name).chmod(0o755)
+    llm = bin_dir / "llm"  # answers `llm models default` as llm 0.36 does
+    llm.write_text('#!/bin/sh\n[ "$1 $2" = "models default" ] && echo gpt-5.6-luna\n')
+    llm.chmod(0o755)
     return f"{bin_dir}:/usr/bin:/bin"
 
 
@@ -77,7 +83,11 @@ def test_init_writes_detected_backends_and_roles(cli, ollama: str, fake_path: st
     assert result.exit_code == 0, result.stderr
     path = user_config()
     config = tomllib.loads(path.read_text())
-    assert config["backends"]["claude"] == {"command": "claude", "args": ["-p"]}
+    backends = config["backends"]
+    assert backends["claude"] == {"command": "claude", "args": ["-p", "--output-format", "json"]}
+    assert backends["codex"]["args"] == ["exec", "--json", "--skip-git-repo-check"]
+    assert backends["gemini"]["args"] == ["-o", "json", "-p"]
+    assert backends["llm"] == {"command": "llm", "args": ["-m", "gpt-5.6-luna"]}
     assert config["backends"]["ollama"]["type"] == "ollama"
     assert config["backends"]["ollama"]["model"] == "qwen-tiny:latest"
     assert config["backends"]["anthropic"]["api_key"] == "${ANTHROPIC_API_KEY}"
