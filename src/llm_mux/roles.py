@@ -45,6 +45,7 @@ class BackendOutcome:
     error: BackendError | None
     duration_ms: int
     attempts: int = 1
+    attempt_errors: list[str] | None = None  # each attempt's class, when retried
 
     @property
     def ok(self) -> bool:
@@ -62,11 +63,14 @@ class BackendOutcome:
 
     @property
     def error_text(self) -> str | None:
-        """The error without the backend prefix, with the attempts when it was retried."""
+        """The error without the backend prefix; when it was retried, each attempt's class."""
         if self.error is None:
             return None
         text = self.error.message.removeprefix(f"backend '{self.backend}': ")
-        return f"{text} (after {self.attempts} attempts)" if self.attempts > 1 else text
+        if self.attempts <= 1:
+            return text
+        classes = f": {', '.join(self.attempt_errors)}" if self.attempt_errors else ""
+        return f"{text} (after {self.attempts} attempts{classes})"
 
 
 @dataclass
@@ -262,7 +266,9 @@ class Multiplexer:
             )
         except (BackendError, ConfigError) as exc:
             error = _as_backend_error(exc, name)
-            outcome = BackendOutcome(name, None, error, _ms_since(started), _attempts(exc))
+            outcome = BackendOutcome(
+                name, None, error, _ms_since(started), _attempts(exc), _attempt_errors(exc)
+            )
             emit("failed", outcome.error_text or "")
             return outcome
         emit("done")
@@ -374,6 +380,11 @@ def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
 def _attempts(exc: BaseException) -> int:
     attempts = getattr(exc, "attempts", 1)
     return attempts if isinstance(attempts, int) and attempts > 0 else 1
+
+
+def _attempt_errors(exc: BaseException) -> list[str] | None:
+    found = getattr(exc, "attempt_errors", None)
+    return [str(label) for label in found] if isinstance(found, list) else None
 
 
 def _ms_since(started: float) -> int:

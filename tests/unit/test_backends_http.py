@@ -162,6 +162,16 @@ async def test_anthropic_version_and_streaming(llm_server: FakeLLMServer) -> Non
     assert llm_server.requests[0].headers["anthropic-version"] == "2099-01-01"
 
 
+async def test_a_retried_failure_names_each_attempts_class(llm_server: FakeLLMServer) -> None:
+    llm_server.script(error(503), rate_limited("0"), error(502))
+    async with Multiplexer(config_for(llm_server, "openai", max_retries=2, retry_delay=1)) as mux:
+        with pytest.raises(RoleFailed) as caught:
+            await mux.call_backend("b", "hi")
+    text = caught.value.result.outcomes[0].error_text or ""
+    assert text.startswith("ServerError (HTTP 502)")
+    assert text.endswith("(after 3 attempts: ServerError 503, RateLimited 429, ServerError 502)")
+
+
 CACHED_USAGE = {
     "input_tokens": 1,
     "cache_creation_input_tokens": 4,

@@ -73,7 +73,8 @@ async def test_first_failure_is_the_roles_failure() -> None:
     error = await fails(config)
     assert isinstance(error, RoleError)
     assert mock.call_count("a") == 2 and mock.call_count("b") == 0
-    assert "a: ServerError" in str(error) and "(after 2 attempts)" in str(error)
+    assert "a: ServerError" in str(error)
+    assert "(after 2 attempts: ServerError, ServerError)" in str(error)
     assert isinstance(error.failures["a"], ServerError)
 
 
