@@ -73,11 +73,58 @@ class StorePayload:
 
 
 def parse_store_input(text: str) -> StorePayload:
-    """Find the store JSON in ``text`` and validate it; raise StoreError listing every problem."""
+    """Find the store JSON in ``text`` and validate it; raise StoreError listing every problem.
+
+    The text may hold several documents (a parallel step's answers, joined): each is
+    validated, and together they make one payload, stored in one transaction.
+    """
     if not text.strip():
         raise StoreError(f"store input is empty; {_EXPECTED}")
-    document = extract_document(text)
-    return validate_document(document)
+    documents = extract_documents(text)
+    if len(documents) == 1:
+        return validate_document(documents[0])
+    problems: list[str] = []
+    payloads = []
+    for number, document in enumerate(documents, 1):
+        try:
+            payloads.append(validate_document(document))
+        except StoreError as exc:
+            problems.append(f"document {number} of {len(documents)}: {exc.message}")
+    if problems:
+        raise StoreError("\n".join(problems))
+    return StorePayload(
+        facts=tuple(f for p in payloads for f in p.facts),
+        relationships=tuple(r for p in payloads for r in p.relationships),
+        entities=tuple(e for p in payloads for e in p.entities),
+    )
+
+
+def extract_documents(text: str) -> list[dict[str, Any]]:
+    """Every store document in ``text``: the whole text when it is one, else each ```json
+    block naming a known key, else each top-level ``{…}`` naming one; at least one."""
+    whole = _loads_object(text.strip())
+    if whole is not None and any(key in whole for key in KINDS):
+        return [whole]
+    fenced = [_loads_object(m.group(1).strip()) for m in _FENCE.finditer(text)]
+    found = [d for d in fenced if d is not None and any(key in d for key in KINDS)]
+    if not found:
+        found = [d for d in _top_level_objects(text) if any(key in d for key in KINDS)]
+    return found or [extract_document(text)]
+
+
+def _top_level_objects(text: str) -> Iterator[dict[str, Any]]:
+    """Objects side by side in ``text``, never one nested in another."""
+    decoder = json.JSONDecoder()
+    position = 0
+    while (match := _OBJECT_START.search(text, position)) is not None:
+        try:
+            value, end = decoder.raw_decode(text, match.start())
+        except (ValueError, RecursionError):
+            position = match.start() + 1
+            continue
+        if isinstance(value, dict):
+            yield value
+        position = end
 
 
 def extract_document(text: str) -> dict[str, Any]:
