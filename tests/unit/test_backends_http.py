@@ -433,7 +433,7 @@ async def test_check_gets_the_models_endpoint(
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        (error(404), None),
+        (error(404), Unavailable),
         (error(401), AuthError),
         (error(403), AuthError),
         (error(500), ServerError),

@@ -25,6 +25,7 @@ class AnthropicBackend(HttpBackend):
     kind = "anthropic"
     endpoint = "/v1/messages"
     models_endpoint = "/v1/models"
+    url_hint = "command is the server root without /v1 (https://api.anthropic.com)"
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"anthropic-version": self.cfg.api_version or DEFAULT_VERSION}

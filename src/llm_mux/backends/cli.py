@@ -19,6 +19,7 @@ import shutil
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from llm_mux.backends.base import Request, Response
 from llm_mux.backends.cli_output import Parsed, json_mode, parse_output
@@ -49,6 +50,9 @@ from llm_mux.process import (
 )
 
 ARG_LIMIT = 100 * 1024  # bytes of one argument before the prompt moves to stdin
+VERSION_TIMEOUT = 5.0  # s for `CLI --version` in doctor
+# CLIs known to answer `--version` without sending a prompt; others are only looked up.
+VERSIONED = frozenset({"claude", "codex", "gemini", "llm", "aichat", "opencode", "ollama"})
 TAIL = 1500  # characters of output quoted in a failure
 REMOVED_ENV = ("CLAUDECODE",)  # set inside Claude Code; nested agents refuse to start
 
@@ -228,8 +232,32 @@ class CliBackend:
         return None
 
     async def check(self) -> str:
-        """Available when the command (or the wrapper) resolves to an executable."""
-        return resolve_command(self.cfg, self.defaults, self.name)
+        """Available when the command (or the wrapper) resolves to an executable and, for a
+        known agent CLI, ``--version`` answers (bounded; no prompt is sent)."""
+        found = resolve_command(self.cfg, self.defaults, self.name)
+        command = self.command()
+        if self.defaults.command_wrapper or Path(command).name not in VERSIONED:
+            return found
+        return f"{found}; {await self._version(command)}"
+
+    async def _version(self, command: str) -> str:
+        """What ``command --version`` prints; Unavailable when it fails or hangs."""
+        argv = (command, "--version")
+        request = ProcessRequest(argv, env=self.environment(), timeout=VERSION_TIMEOUT)
+        shown = f"`{Path(command).name} --version`"
+        try:
+            outcome = await run_process(request)
+        except ProcessTimeout:
+            message = f"{shown} gave no answer within {VERSION_TIMEOUT:g} s"
+            raise Unavailable(message, backend=self.name) from None
+        except (CommandNotFound, OSError) as exc:
+            raise Unavailable(f"{shown} cannot run: {exc}", backend=self.name) from None
+        lines = (outcome.text.strip() or outcome.stderr_text.strip()).splitlines()
+        said = _shorten(lines[-1].strip()) if lines else "nothing"
+        if not outcome.ok:
+            failure = f"{shown} {_exit_description(outcome.exit_code)}: {said}"
+            raise Unavailable(failure, backend=self.name)
+        return said
 
 
 def classify(

@@ -256,6 +256,7 @@ class HttpBackend:
     kind: ClassVar[str] = ""
     endpoint: ClassVar[str] = ""
     models_endpoint: ClassVar[str] = ""
+    url_hint: ClassVar[str] = ""  # what `command` should look like, for a 404 from doctor
     stream_type: ClassVar[str] = "text/event-stream"
 
     def __init__(
@@ -410,7 +411,8 @@ class HttpBackend:
             raise ParseError(message, backend=self.name) from None
 
     async def check(self) -> str:
-        """Reachable when ``GET models_endpoint`` answers within 5 s with a non-5xx status."""
+        """Reachable when ``GET models_endpoint`` answers within 5 s with a non-5xx status;
+        a 404 there means ``command`` is not this API's base URL."""
         import httpx2 as httpx
 
         url, headers = self.url(self.models_endpoint), self.headers(self.api_key())
@@ -428,6 +430,9 @@ class HttpBackend:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise translate(exc, backend=self.name, url=url) from exc
         status = resp.status_code
+        if status in (404, 410):
+            message = f"GET {safe_url(url)} answered HTTP {status}: no {self.kind} API there"
+            raise Unavailable(message, backend=self.name, status=status, hint=self.url_hint)
         if status in (401, 403) or status >= 500:
             raise status_error(
                 status, backend=self.name, headers=resp.headers, body=resp.text, url=url
