@@ -19,6 +19,7 @@ from llm_mux.backends.cli_output import status_in
 TAIL_LINES = 10
 LINE_LIMIT = 300  # characters of one quoted line
 _PENDING_LIMIT = 64 * 1024  # bytes kept of a line that has not ended yet
+_RAW_TAIL = 8 * 1024  # bytes kept of each stream when there are no JSON events to read
 _NOT_DECISIVE = frozenset({408, 409, 429})  # statuses a CLI rightly retries on its own
 
 
@@ -42,18 +43,24 @@ class OutputWatch:
         self._pending: dict[str, bytes] = {}
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        """Take a chunk of ``stream`` ("stdout" or "stderr"); whole lines are looked at."""
-        *lines, rest = (self._pending.get(stream, b"") + chunk).split(b"\n")
+        """Take a chunk of ``stream`` ("stdout" or "stderr"). In a JSON mode every whole line
+        is looked at; otherwise only the end of each stream is kept (output may be large)."""
+        data = self._pending.get(stream, b"") + chunk
+        if not self.json_mode:
+            self._pending[stream] = data[-_RAW_TAIL:]
+            return
+        *lines, rest = data.split(b"\n")
         self._pending[stream] = rest[-_PENDING_LIMIT:]
         for line in lines:
             self._line(line.decode("utf-8", errors="replace"))
 
     def tail(self) -> str:
-        """The last lines printed (unfinished ones too), one per line; empty when none."""
-        pending = [
-            _clip(b.decode("utf-8", errors="replace").strip()) for b in self._pending.values()
-        ]
-        lines = [*self._lines, *(p for p in pending if p)]
+        """The last lines printed (stdout's, then stderr's), one per line; empty when none."""
+        lines = list(self._lines)
+        for stream in ("stdout", "stderr"):
+            text = self._pending.get(stream, b"").decode("utf-8", errors="replace")
+            recent = [_clip(line.strip()) for line in text.splitlines() if line.strip()]
+            lines.extend(recent[-TAIL_LINES:])
         return "\n".join(lines[-TAIL_LINES:])
 
     def _line(self, line: str) -> None:
