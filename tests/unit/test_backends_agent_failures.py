@@ -17,6 +17,7 @@ import pytest
 from llm_mux.backends.base import Request
 from llm_mux.backends.build import build_backend
 from llm_mux.backends.cli import CliBackend
+from llm_mux.backends.cli_output import parse_output
 from llm_mux.backends.http import HttpClientHolder
 from llm_mux.backends.retry import is_retryable
 from llm_mux.errors import (
@@ -137,3 +138,28 @@ async def test_a_text_cli_that_hangs_times_out_quoting_its_last_lines(tmp_path: 
     message = info.value.message
     assert "no answer within 1 s" in message and "last output:" in message
     assert "retry 14: connection refused" in message and "retry 1:" not in message
+
+
+@pytest.mark.parametrize(
+    ("stdout", "status", "message"),
+    [
+        (
+            '{"type":"result","is_error":true,"api_error_status":null,'
+            '"result":"API Error: 529 overloaded"}',
+            529,
+            "API Error: 529 overloaded",
+        ),
+        (
+            '{"type":"turn.started"}\n{"type":"turn.failed","error":{"message":'
+            '"unexpected status 401 Unauthorized: Missing bearer authentication"}}',
+            401,
+            "unexpected status 401 Unauthorized: Missing bearer authentication",
+        ),
+        ('{"type":"error","message":"quota exceeded"}', None, "quota exceeded"),
+    ],
+)
+def test_json_failures_give_their_message_and_status(
+    stdout: str, status: int | None, message: str
+) -> None:
+    parsed = parse_output(stdout, json_mode=True)
+    assert (parsed.error, parsed.status) == (message, status)

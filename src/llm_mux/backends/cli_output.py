@@ -27,7 +27,7 @@ _JSON_FLAGS = ("--json", "--experimental-json")
 _FORMAT_OPTIONS = ("--output-format", "-o", "--format")
 _JSON_FORMATS = ("json", "stream-json", "jsonl")
 _GEMINI_CODES = {41: 401, 42: 400}  # gemini-cli exit codes: FatalAuthenticationError, input
-_STATUS_IN_TEXT = re.compile(r"\b(?:status|HTTP)[: ]+([45]\d\d)\b", re.IGNORECASE)
+_STATUS_IN_TEXT = re.compile(r"\b(?:status|HTTP|API Error)[: ]+([45]\d\d)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,10 @@ def parse_output(stdout: str, *, json_mode: bool) -> Parsed:
         return raw
     document = _load(stdout)
     if isinstance(document, dict):
-        return _from_object(document) or raw
-    events = _load_lines(stdout)
+        found = _from_object(document)
+        if found is not None:
+            return found
+    events = [document] if isinstance(document, dict) else _load_lines(stdout)
     if events:
         return _from_events(events) or raw
     return raw
