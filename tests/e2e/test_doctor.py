@@ -159,7 +159,7 @@ def test_agent_clis_report_their_version(cli, tmp_path: Path, fake_path: Path) -
     )
     started = time.monotonic()
     result = cli("doctor", "-o", "json", "--config", str(path))
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 40  # the 5 s bound, not a hang
     report = json.loads(result.stdout)["backends"]
     assert report["claude"]["available"] and "2.1.197 (Claude Code)" in report["claude"]["detail"]
     assert report["codex"]["detail"].endswith("codex-cli 0.171.0")

@@ -80,7 +80,7 @@ async def test_a_stuck_claude_with_a_refused_key_fails_early_as_auth(tmp_path: P
     error = await failure(
         "claude-stream-401", CLAUDE_STREAM, timeout=60, env={"REPLAY_PID_FILE": str(pid_file)}
     )
-    assert time.monotonic() - started < 15  # not the 60 s timeout
+    assert time.monotonic() - started < 30  # not the 60 s timeout
     assert isinstance(error, AuthError) and error.status == 401
     assert "retrying after HTTP 401 authentication_failed (attempt 1/10)" in error.message
     assert wait_gone(read_pid(pid_file))
@@ -89,7 +89,7 @@ async def test_a_stuck_claude_with_a_refused_key_fails_early_as_auth(tmp_path: P
 async def test_a_stuck_codex_offline_fails_early_as_unavailable() -> None:
     started = time.monotonic()
     error = await failure("codex-offline", CODEX_JSON, timeout=60)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 30
     assert isinstance(error, Unavailable) and not error.not_found
     assert "Reconnecting... waiting for network" in error.message
     assert "Reconnecting... 5/5" in error.message  # the tail before it
@@ -97,7 +97,7 @@ async def test_a_stuck_codex_offline_fails_early_as_unavailable() -> None:
 
 
 async def test_an_overloaded_claude_is_left_to_retry_and_its_tail_ends_the_timeout() -> None:
-    error = await failure("claude-stream-529", CLAUDE_STREAM, timeout=2)
+    error = await failure("claude-stream-529", CLAUDE_STREAM, timeout=8)  # lines come in 0.1 s
     assert isinstance(error, BackendTimeout)
     assert error.message.count("retrying after HTTP 529 overloaded") == 3
     assert "last output:" in error.message and "{" not in error.message
@@ -131,12 +131,12 @@ async def test_a_text_cli_that_hangs_times_out_quoting_its_last_lines(tmp_path: 
     lines = "".join(f"echo 'retry {i}: connection refused' >&2\n" for i in range(1, 15))
     script.write_text(f"#!/bin/sh\necho 'partial answer'\n{lines}exec sleep 300\n")
     script.chmod(0o755)
-    config = make_config({"b": {"command": str(script), "timeout": 1}})
+    config = make_config({"b": {"command": str(script), "timeout": 4}})
     built = build_backend("b", config, client=HttpClientHolder())
     with pytest.raises(BackendTimeout) as info:
         await built.complete(Request("hi"))
     message = info.value.message
-    assert "no answer within 1 s" in message and "last output:" in message
+    assert "no answer within 4 s" in message and "last output:" in message
     assert "retry 14: connection refused" in message and "retry 1:" not in message
 
 

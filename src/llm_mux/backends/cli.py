@@ -12,7 +12,6 @@ cannot succeed (see :mod:`llm_mux.backends.cli_watch`) ends it at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shlex
 import shutil
@@ -186,8 +185,7 @@ class CliBackend:
             decided.cancel()
             if not running.done():
                 running.cancel()  # stops the process group before it returns
-                with contextlib.suppress(BaseException):
-                    await running
+                await asyncio.wait({running})  # a cancellation of ours still propagates
         if watch.verdict is not None and not (running.done() and not running.cancelled()):
             raise self.early_failure(watch.verdict, watch.tail())
         try:
