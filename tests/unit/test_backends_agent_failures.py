@@ -58,7 +58,7 @@ async def failure(scenario: str, args: list[str], **keys: Any) -> BackendError:
         ("claude-not-logged-in", CLAUDE_JSON, AuthError, None, "Not logged in · Please run /login"),
         ("claude-not-logged-in-text", ["-p"], AuthError, None, "Not logged in"),
         ("claude-prompt-too-long", CLAUDE_JSON, BadRequest, 400, "Prompt is too long"),
-        ("gemini-no-auth-json", GEMINI_JSON, AuthError, 401, "Please set an Auth method"),
+        ("gemini-no-auth-json", GEMINI_JSON, AuthError, None, "Please set an Auth method"),
         ("gemini-no-auth", ["-p"], AuthError, None, "Please set an Auth method"),
         ("llm-no-key", [], AuthError, None, "No key found"),
     ],
@@ -91,7 +91,7 @@ async def test_a_stuck_codex_offline_fails_early_as_unavailable() -> None:
     error = await failure("codex-offline", CODEX_JSON, timeout=60)
     assert time.monotonic() - started < 30
     assert isinstance(error, Unavailable) and not error.not_found
-    assert "Reconnecting... waiting for network" in error.message
+    assert error.message.count("Reconnecting... waiting for network") == 1
     assert "Reconnecting... 5/5" in error.message  # the tail before it
     assert "thread.started" not in error.message
 
@@ -163,3 +163,19 @@ def test_json_failures_give_their_message_and_status(
 ) -> None:
     parsed = parse_output(stdout, json_mode=True)
     assert (parsed.error, parsed.status) == (message, status)
+
+
+@pytest.mark.parametrize(("code", "cls"), [(41, AuthError), (42, BadRequest)])
+async def test_gemini_exit_codes_class_its_json_errors(
+    tmp_path: Path, code: int, cls: type[BackendError]
+) -> None:
+    script = tmp_path / "gemini"
+    error = f'{{"error": {{"type": "Error", "message": "Failed to sign in.", "code": {code}}}}}'
+    script.write_text(f"#!/bin/sh\necho '{error}' >&2\nexit {code}\n")
+    script.chmod(0o755)
+    config = make_config({"b": {"command": str(script), "args": GEMINI_JSON}})
+    built = build_backend("b", config, client=HttpClientHolder())
+    with pytest.raises(BackendError) as info:
+        await built.complete(Request("hi"))
+    assert type(info.value) is cls and info.value.status is None
+    assert f"Failed to sign in. (exited with code {code})" in info.value.message

@@ -157,8 +157,7 @@ class CliBackend:
             raise self.failure(outcome, watch.tail())
         parsed = parse_output(outcome.text, json_mode=self._json)
         if parsed.error is not None:
-            how = "reported an error"
-            raise classify(parsed.error, self.name, how, status=parsed.status)
+            raise reported_error(parsed, self.name, "reported an error")
         duration = int((time.monotonic() - started) * 1000)
         return Response(parsed.text, self.name, duration, parsed.usage)
 
@@ -205,6 +204,9 @@ class CliBackend:
     def early_failure(self, verdict: Verdict, tail: str) -> BackendError:
         """The error for a run stopped because its JSON events said why it would fail."""
         how = "reported while the command ran; it was stopped"
+        lines = tail.splitlines()
+        if lines and lines[-1] == verdict.message:  # said once is enough
+            tail = "\n".join(lines[:-1])
         if verdict.network:
             return Unavailable(_with_tail(f"{verdict.message} ({how})", tail), backend=self.name)
         return classify(verdict.message, self.name, how, tail, status=verdict.status)
@@ -214,8 +216,8 @@ class CliBackend:
         or auth wording, else Failed; the message is the CLI's text, never its raw JSON."""
         how = _exit_description(outcome.exit_code)
         reported = self._reported(outcome)
-        if reported is not None and reported.error is not None:
-            return classify(reported.error, self.name, how, status=reported.status)
+        if reported is not None:
+            return reported_error(reported, self.name, how)
         text = "\n".join(t for t in (outcome.stderr_text, outcome.text) if t)
         return classify(text, self.name, how, tail or _tail(outcome))
 
@@ -273,6 +275,17 @@ def classify(
         return AuthError(f"{line} ({how})", backend=backend)
     detail = tail if tail is not None else _shorten(text.strip()) or "no output"
     return Failed(f"{how}: {detail}", backend=backend)
+
+
+def reported_error(parsed: Parsed, backend: str, how: str) -> BackendError:
+    """The error a CLI's JSON reported: its status's class, else its error code's, else
+    what its wording says."""
+    message = parsed.error or "the command reported an error"
+    if parsed.status is None and parsed.error_class == "Auth":
+        return AuthError(f"{_shorten(message)} ({how})", backend=backend)
+    if parsed.status is None and parsed.error_class == "BadRequest":
+        return BadRequest(f"{_shorten(message)} ({how})", backend=backend)
+    return classify(message, backend, how, status=parsed.status)
 
 
 def from_status(status: int, message: str, backend: str, how: str, tail: str = "") -> BackendError:

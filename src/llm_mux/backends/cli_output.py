@@ -26,19 +26,21 @@ from llm_mux.backends.base import Usage
 _JSON_FLAGS = ("--json", "--experimental-json")
 _FORMAT_OPTIONS = ("--output-format", "-o", "--format")
 _JSON_FORMATS = ("json", "stream-json", "jsonl")
-_GEMINI_CODES = {41: 401, 42: 400}  # gemini-cli exit codes: FatalAuthenticationError, input
+_GEMINI_CODES = {41: "Auth", 42: "BadRequest"}  # gemini-cli: FatalAuthenticationError, input
 _STATUS_IN_TEXT = re.compile(r"\b(?:status|HTTP|API Error)[: ]+([45]\d\d)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Parsed:
     """The answer found in a CLI's output; ``error`` is set when the JSON reports a failure,
-    with the HTTP ``status`` behind it when the CLI says (or its message names) one."""
+    with the HTTP ``status`` behind it when the CLI says (or its message names) one, or the
+    ``error_class`` its own error code stands for."""
 
     text: str
     usage: Usage | None = None
     error: str | None = None
     status: int | None = None
+    error_class: str | None = None
 
 
 def json_mode(args: Sequence[str]) -> bool:
@@ -121,8 +123,9 @@ def _gemini(doc: dict[str, Any]) -> Parsed:
     if isinstance(error, dict):
         message = _text(error.get("message")) or json.dumps(error)
         code = _int(error.get("code"))
-        status = code if code is not None and 400 <= code < 600 else _GEMINI_CODES.get(code or 0)
-        return Parsed("", error=message, status=status or status_in(message))
+        status = code if code is not None and 400 <= code < 600 else status_in(message)
+        kind = _GEMINI_CODES.get(code or 0)
+        return Parsed("", error=message, status=status, error_class=kind)
     tokens_in = tokens_out = None
     for model in _dict(_dict(doc.get("stats")).get("models")).values():
         tokens = _dict(_dict(model).get("tokens"))
