@@ -159,12 +159,12 @@ def test_agent_clis_report_their_version(cli, tmp_path: Path, fake_path: Path) -
     )
     started = time.monotonic()
     result = cli("doctor", "-o", "json", "--config", str(path))
-    assert time.monotonic() - started < 40  # the 5 s bound, not a hang
+    assert time.monotonic() - started < 50  # the 15 s bound, not a hang
     report = json.loads(result.stdout)["backends"]
     assert report["claude"]["available"] and "2.1.197 (Claude Code)" in report["claude"]["detail"]
     assert report["codex"]["detail"].endswith("codex-cli 0.171.0")
     assert not report["llm"]["available"]
-    assert "`llm --version` gave no answer within 5 s" in report["llm"]["detail"]
+    assert "`llm --version` gave no answer within 15 s" in report["llm"]["detail"]
     assert result.exit_code == 1
 
 

@@ -49,7 +49,7 @@ from llm_mux.process import (
 )
 
 ARG_LIMIT = 100 * 1024  # bytes of one argument before the prompt moves to stdin
-VERSION_TIMEOUT = 5.0  # s for `CLI --version` in doctor
+VERSION_TIMEOUT = 15.0  # s for `CLI --version` in doctor; node CLIs start slowly under load
 # CLIs known to answer `--version` without sending a prompt; others are only looked up.
 VERSIONED = frozenset({"claude", "codex", "gemini", "llm", "aichat", "opencode", "ollama"})
 TAIL = 1500  # characters of output quoted in a failure
