@@ -67,8 +67,12 @@ def fake_path(tmp_path: Path) -> str:
     for name in ("codex", "gemini"):
         (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
         (bin_dir / name).chmod(0o755)
-    llm = bin_dir / "llm"  # answers `llm models default` as llm 0.36 does
-    llm.write_text('#!/bin/sh\n[ "$1 $2" = "models default" ] && echo gpt-5.6-luna\n')
+    llm = bin_dir / "llm"  # answers `llm models default` and `--version` as llm 0.36 does
+    llm.write_text(
+        '#!/bin/sh\ncase "$1 $2" in\n'
+        '"models default") echo gpt-5.6-luna ;;\n"--version ") echo "llm, version 0.36" ;;\n'
+        "*) echo 'llm says hi' ;;\nesac\n"
+    )
     llm.chmod(0o755)
     return f"{bin_dir}:/usr/bin:/bin"
 
@@ -141,6 +145,6 @@ def test_init_config_is_accepted_by_doctor_and_used_by_ask(
     assert claude.stdout.strip() == "claude says: hello there"
     ollama_answer = cli("ask", "ollama", "hi", "-q", env=env)
     assert ollama_answer.stdout.strip() == "ollama says: hi"
-    fallback = cli("ask", "fallback", "ping", "-q", env=env)
+    fallback = cli("ask", "fallback", "ping", "-q", env=env, timeout=300)  # tiny: CPU-bound
     assert fallback.exit_code == 0, fallback.stderr
     assert fallback.stdout.strip()  # the first backend of the chain answered
