@@ -28,6 +28,7 @@ from llm_mux.config import Config, Role, Team
 from llm_mux.errors import (
     BackendError,
     ConfigError,
+    Failed,
     LlmMuxError,
     RoleError,
     Unavailable,
@@ -255,7 +256,7 @@ class Multiplexer:
                 emit("waiting")
                 async with self._limiter.slot(name):
                     emit("running")
-                    return await backend.complete(request)
+                    return _non_empty(await backend.complete(request))
 
             response = await call_with_retries(
                 attempt, self.config.backend(name), on_retry=on_retry
@@ -362,6 +363,15 @@ class _RoleCall:
 
 def _nobody(event: BackendEvent) -> None:
     """The listener of a call that no one listens to."""
+
+
+def _non_empty(response: Response) -> Response:
+    """An answer with no visible text is a failure, whatever the backend type, so a
+    ``fallback`` role moves on and a parallel role does not count it."""
+    if response.text.strip():
+        return response
+    detail = "empty answer" if not response.text else "empty answer (only whitespace)"
+    raise Failed(detail, backend=response.backend)
 
 
 def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
