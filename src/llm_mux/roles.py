@@ -341,9 +341,27 @@ class _RoleCall:
     async def _parallel(
         self, names: list[str], skipped: dict[str, str], notify: Listener
     ) -> list[BackendOutcome]:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._call(name, notify)) for name in names]
-        return [task.result() for task in tasks]
+        """Every backend at once; once ``min_success`` is out of reach, the rest are
+        cancelled (their process groups killed) instead of awaited."""
+        started = time.monotonic()
+        tasks = {asyncio.ensure_future(self._call(name, notify)): name for name in names}
+        pending, succeeded = set(tasks), 0
+        try:
+            while pending and succeeded + len(pending) >= self.min_success:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                succeeded += sum(1 for task in done if task.result().ok)
+        finally:
+            await _cancel(pending)
+        outcomes = {tasks[t]: t.result() for t in tasks if t not in pending}
+        for task in pending:
+            outcomes[tasks[task]] = self._cancelled(tasks[task], started, notify)
+        return [outcomes[name] for name in names]
+
+    def _cancelled(self, name: str, started: float, notify: Listener) -> BackendOutcome:
+        detail = f"cancelled: min_success = {self.min_success} could no longer be reached"
+        elapsed = _ms_since(started)
+        notify(BackendEvent(name, "failed", elapsed, detail))
+        return BackendOutcome(name, None, Failed(detail, backend=name), elapsed)
 
     def _failure_message(self, result: RoleResult, enabled: list[str]) -> str:
         what = f"{self.kind} '{self.name}' failed"
@@ -359,6 +377,14 @@ class _RoleCall:
         if self.execution == "fallback":
             return f"{what}: every backend failed{mode}"
         return what + mode
+
+
+async def _cancel(tasks: set[asyncio.Task[BackendOutcome]]) -> None:
+    """Cancel ``tasks`` and wait until each has stopped (its child processes killed)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
 
 
 def _nobody(event: BackendEvent) -> None:
