@@ -447,6 +447,14 @@ def stream_error(payload: Any, *, backend: str) -> BackendError:
     return ServerError(detail, backend=backend)
 
 
+def truncated(response: httpx.Response, marker: str, *, backend: str) -> ServerError:
+    """A stream that ended without its end marker: the connection was cut, so what came is
+    not the whole answer. A ServerError, retried like any dropped connection."""
+    where = safe_url(str(response.url))
+    message = f"the stream from {where} ended before {marker}: the answer was cut short"
+    return ServerError(message, backend=backend)
+
+
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
