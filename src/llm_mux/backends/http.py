@@ -26,7 +26,6 @@ from llm_mux.errors import (
     BackendError,
     BackendTimeout,
     BadRequest,
-    Failed,
     ParseError,
     RateLimited,
     ServerError,
@@ -395,9 +394,11 @@ class HttpBackend:
             chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", errors="replace")
 
-    def too_large(self) -> Failed:
+    def too_large(self) -> ParseError:
+        """An answer past ``max_output_mb`` cannot be read, so it is not understood (SPEC §1:
+        ``Failed`` is a CLI's non-zero exit); like any Parse error it is not retried."""
         cap = self.defaults.max_output_mb
-        return Failed(
+        return ParseError(
             f"answer exceeded the cap of {cap} MiB (defaults.max_output_mb)", backend=self.name
         )
 

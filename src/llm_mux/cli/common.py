@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from llm_mux.cli.options import Settings
+from llm_mux.cli.options import Settings, current_settings
 from llm_mux.config import Config, load_config
 from llm_mux.secrets import redact
 
@@ -21,6 +21,9 @@ def emit_json(document: Any) -> None:
     text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
     sys.stdout.write(redact(text) + "\n")
     sys.stdout.flush()
+    settings = current_settings()
+    if settings is not None:
+        settings.emitted = True
 
 
 def emit_text(text: str) -> None:
