@@ -2,10 +2,10 @@
 
 Commands raise domain errors and never print them; here they are shown as one paragraph
 on stderr (secrets masked), with a traceback only under ``--debug``:
-0 success, 1 failure, 2 invalid input, 130/143/129 interrupted. Under ``--output json`` an
-error that stops a command before it wrote its document (an unknown workflow, a bad config)
-also becomes the one document on stdout, ``{"success": false, "error": …}``, so a script
-reading stdout always gets JSON.
+0 success, 1 failure, 2 invalid input, 130/143/129 interrupted. Under ``--output json``,
+invalid input (exit 2) that stops a command before it wrote its document (an unknown
+workflow, a bad config, a bad command line) also becomes the one document on stdout,
+``{"success": false, "error": …}``, so a script reading stdout always gets JSON.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def main(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
-        _json_error("interrupted")
         _print_error("interrupted")
         return 130
     except click.ClickException as exc:
@@ -67,20 +66,20 @@ def main(args: list[str]) -> int:
         exc.show()
         return 2 if exc.exit_code == 1 else exc.exit_code
     except Interrupted as exc:
-        _json_error(exc.format())
         _print_error(exc.format())
         return exc.exit_code
     except LlmMuxError as exc:
         _traceback_if_debug(args)
-        _json_error(exc.format())
+        if exc.exit_code == 2:
+            _json_error(exc.format())
         _print_error(f"error: {exc.format()}")
         return exc.exit_code
     except BrokenPipeError:
         return 1
     except Exception as exc:  # the last line of defence: no traceback without --debug
         _traceback_if_debug(args)
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        _json_error(message)
-        _print_error(f"{message}\nhint: run with --debug for details")
+        _print_error(
+            f"internal error: {type(exc).__name__}: {exc}\nhint: run with --debug for details"
+        )
         return 1
     return result if isinstance(result, int) else 0
