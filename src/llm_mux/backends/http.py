@@ -26,6 +26,7 @@ from llm_mux.errors import (
     BackendError,
     BackendTimeout,
     BadRequest,
+    ConfigError,
     ParseError,
     RateLimited,
     ServerError,
@@ -43,6 +44,7 @@ CHECK_TIMEOUT = 5.0  # s for a doctor check
 QUOTE_LIMIT = 500  # characters of a misunderstood body quoted in a ParseError
 DETAIL_LIMIT = 300  # characters of an error body shown in a status error
 MiB = 1024 * 1024
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
 log = get_logger("backend.http")
 
@@ -300,6 +302,12 @@ class HttpBackend:
         if not self.cfg.api_key:
             return None
         key = expand(self.cfg.api_key, owner=self._owner, field="api_key", secret=True)
+        if not _HEADER_SAFE.fullmatch(key):
+            raise ConfigError(
+                f"api_key of {self._owner} holds characters an HTTP header cannot carry "
+                "(only printable ASCII is allowed)",
+                hint="check the variable it comes from for a stray character or newline",
+            )
         return key or None
 
     def system(self, request: Request) -> str | None:
