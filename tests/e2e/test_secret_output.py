@@ -69,7 +69,9 @@ def test_run_outputs_records_and_files_hold_no_spelling_of_the_key(
     )
     config = write_config(tmp_path, extra)
     write_workflow(Path.cwd(), "leak", workflow())
-    env = {"WF_TEST_TOKEN": secret}
+    own_tmp = tmp_path / "tmp"  # saved outputs land here, apart from other runs'
+    own_tmp.mkdir()
+    env = {"WF_TEST_TOKEN": secret, "TMPDIR": str(own_tmp)}
     for mode in ("json", "console", "quiet"):
         result = cli("run", "leak", "-o", mode, "--debug", "--config", str(config), env=env)
         assert result.exit_code == 0, result.stderr
@@ -83,7 +85,7 @@ def test_run_outputs_records_and_files_hold_no_spelling_of_the_key(
             dump = "\n".join(conn.iterdump())
         assert_clean(secret, dump)
         assert leaks(secret, database.read_bytes().decode("utf-8", "replace")) == []
-    saved = Path(f"/tmp/llm-mux-{os.getuid()}")
+    saved = own_tmp / f"llm-mux-{os.getuid()}"
     for path in saved.glob("leak-*"):
         assert_clean(secret, path.read_text(encoding="utf-8", errors="replace"))
 
