@@ -209,7 +209,9 @@ class CliBackend:
             tail = "\n".join(lines[:-1])
         if verdict.network:
             return Unavailable(_with_tail(f"{verdict.message} ({how})", tail), backend=self.name)
-        return classify(verdict.message, self.name, how, tail, status=verdict.status)
+        if verdict.status is not None:
+            return classify(verdict.message, self.name, how, tail, status=verdict.status)
+        return classify(verdict.message, self.name, how, _with_tail(verdict.message, tail))
 
     def failure(self, outcome: ProcessOutcome, tail: str = "") -> BackendError:
         """The error for a non-zero exit: the class the CLI's JSON reports, else rate limit

@@ -50,14 +50,21 @@ def _parse_text(text: str) -> float:
 
 
 def _positive(ms: float) -> float:
-    if not math.isfinite(ms) or ms <= 0:
+    if math.isnan(ms) or math.isinf(ms):
+        raise ValueError(f'a duration must be a finite number, got {ms}; write e.g. "90s" or "1h"')
+    if ms <= 0:
         raise ValueError("a duration must be greater than zero")
     return ms
 
 
 def looks_like_ms(value: object) -> bool:
-    """True for a plain timeout of 1000 or more: seconds, but probably written as ms."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= MS_HINT
+    """True for a plain timeout of 1000 or more: seconds, but probably written as ms.
+
+    Non-finite values are errors of their own; a warning about them would only confuse.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return math.isfinite(value) and value >= MS_HINT
 
 
 def format_ms(ms: float) -> str:
