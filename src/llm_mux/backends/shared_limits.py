@@ -22,6 +22,7 @@ import re
 import secrets as random_tokens
 import socket
 import sys
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -323,3 +324,20 @@ class SharedSlot(LocalSlot):
         self._give_back(exc)
         self.settle(exc)
         self.exit_slots()
+
+
+async def ping(settings: Shared) -> str:
+    """PING the shared-limits Redis within ``timeout_ms``; the detail, or :class:`RedisDown`."""
+    client = connect(settings)
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(settings.timeout_ms / 1000):
+            await client.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise RedisDown(_reason(exc, settings.timeout_ms)) from None
+    finally:
+        try:
+            await client.aclose()
+        except (RedisError, OSError):
+            pass
+    return f"answers (PING {(time.monotonic() - started) * 1000:.1f} ms)"
