@@ -252,6 +252,9 @@ class Multiplexer:
 
         try:
             backend = self.backend(name)
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare()  # before the limiter: a paced request goes out when admitted
             request = Request(prompt, cwd=self.cwd, system=system)
 
             async def attempt() -> Response:
