@@ -307,3 +307,53 @@ def test_bad_shared_table_exits_2(
     assert result.exit_code == 2, result.stderr
     assert expected in result.stderr
     assert server.count() == 0
+
+
+BLOCK_REDIS = """
+import sys
+
+
+class _NoRedis:
+    def find_spec(self, name, path=None, target=None):
+        if name == "redis" or name.startswith("redis."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+
+sys.meta_path.insert(0, _NoRedis())
+"""
+
+
+def test_missing_redis_extra_exits_2_naming_it(
+    cli: Any, tmp_path: Path, server: FakeLLMServer
+) -> None:
+    hide = tmp_path / "no-redis"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(BLOCK_REDIS, encoding="utf-8")
+    cfg = config(tmp_path, server, "rpm = 60", shared_table("redis://127.0.0.1:1/0", "x"))
+    result = cli("ask", "api", "hi", "--config", str(cfg), env={"PYTHONPATH": str(hide)})
+    assert result.exit_code == 2, result.stderr
+    assert "llm-mux[redis]" in result.stderr and "Traceback" not in result.stderr
+    assert server.count() == 0
+    plain = config(tmp_path, server, "rpm = 60", None, "plain.toml")  # no [shared]: no need
+    result = cli("ask", "api", "hi", "--config", str(plain), env={"PYTHONPATH": str(hide)})
+    assert result.exit_code == 0, result.stderr
+
+
+def test_interrupted_holder_releases_its_slot_at_once(
+    cli: Any, tmp_path: Path, server: FakeLLMServer, redis_server: RedisServer, redis_ns: str
+) -> None:
+    shared = shared_table(redis_server.url, redis_ns, 'lease = "60s"')
+    cfg = config(tmp_path, server, "max_concurrent = 1", shared)
+    server.script(hang())
+    holder = start(["ask", "api", "holder", "--config", str(cfg)], Path.cwd())
+    deadline = time.monotonic() + 60
+    while not arrivals(server, "holder"):
+        assert holder.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    holder.send_signal(signal.SIGINT)
+    assert holder.wait(timeout=10) == 130
+    started = time.monotonic()
+    result = cli("ask", "api", "next", "--config", str(cfg))
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 10  # not the 60 s lease: the slot was released

@@ -157,3 +157,43 @@ async def test_cancelled_waiter_frees_its_slot() -> None:
     async with asyncio.timeout(1):
         async with limiter.slot("h"):
             pass
+
+
+@pytest.mark.parametrize(
+    ("lease", "ms"), [("30s", 30_000.0), ("2m", 120_000.0), (2, 2_000.0), ("500ms", 500.0)]
+)
+def test_lease_is_a_duration_and_a_plain_number_is_seconds(lease: object, ms: float) -> None:
+    from llm_mux.config import Shared
+
+    assert Shared.model_validate({"redis_url": "redis://h", "lease": lease}).lease == ms
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"redis_url": "redis://h", "lease": "10ms"},
+        {"redis_url": "redis://h", "lease": "soon"},
+        {"redis_url": "redis://h", "namespace": "a{b}"},
+        {"redis_url": "redis://h", "namespace": ""},
+        {"redis_url": "redis://h", "timeout_ms": 0},
+        {"redis_url": "redis://h:99999/0"},
+        {"redis_url": "127.0.0.1:6379"},
+    ],
+)
+def test_bad_shared_values_are_rejected(table: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    from llm_mux.config import Shared
+
+    with pytest.raises(ValidationError):
+        Shared.model_validate(table)
+
+
+@pytest.mark.parametrize(
+    "keys", [{"rpm": 0}, {"tpm": -5}, {"burst": 0}, {"rate_group": ""}, {"rpm": "fast"}]
+)
+def test_bad_limit_values_are_rejected(keys: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        make_config({"m": {"type": "mock", **keys}})

@@ -311,7 +311,13 @@ def _check_redis_installed(config: Config) -> None:
     """Shared limits need the ``redis`` extra; say so before anything runs (exit 2)."""
     import importlib.util
 
-    if config.shared_settings() is not None and importlib.util.find_spec("redis") is None:
+    if config.shared_settings() is None:
+        return
+    try:
+        found = importlib.util.find_spec("redis") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         raise ConfigError(
             "shared limits ([shared] or LLM_MUX_REDIS_URL) need the redis package",
             hint="pip install 'llm-mux[redis]'",

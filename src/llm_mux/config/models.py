@@ -160,6 +160,13 @@ class Shared(_Strict):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("redis://", "rediss://", "unix://", "${")):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if value and "${" not in value:
+            from urllib.parse import urlsplit
+
+            try:
+                urlsplit(value).port  # noqa: B018 - parsing it is the check
+            except ValueError as exc:
+                raise ValueError(f"invalid redis_url: {exc}") from None
         return value
 
     @field_validator("namespace")
