@@ -174,11 +174,16 @@ async def test_on_error_fail_sends_nothing(
     assert elapsed < 0.2 * 2 + 0.5
 
 
-async def test_unlimited_backend_never_asks_redis(
-    silent_server: SilentServer, llm_server: FakeLLMServer
+async def test_a_429_pauses_an_unlimited_group_in_every_limiter(
+    redis_server: RedisServer, redis_ns: str, llm_server: FakeLLMServer
 ) -> None:
-    url = f"redis://127.0.0.1:{silent_server.port}/0"
-    config = shared_config(url, api(llm_server), on_error="fail")
-    async with Multiplexer(config) as mux:
-        result = await mux.call_backend("h", "p")
-    assert result.ok and silent_server.accepted == 0
+    config = shared_config(redis_server.url, api(llm_server, max_retries=0), namespace=redis_ns)
+    llm_server.script(rate_limited("1"))
+    async with Multiplexer(config) as one, Multiplexer(config) as two:
+        failed = await one.call_one("h", "p", None, lambda e: None)
+        assert failed.error is not None and failed.error.retry_after == 1
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await two.call_backend("h", "p")
+        waited = time.monotonic() - started
+    assert 0.8 <= waited < 3.0

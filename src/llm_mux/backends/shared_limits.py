@@ -269,8 +269,6 @@ class SharedSlot(LocalSlot):
 
     async def _admit(self) -> None:
         limits, limiter = self._group.limits, self._limiter
-        if not limits.paced and not limits.max_concurrent:
-            return await self._group.pace()  # nothing shared to wait for
         keys = limiter.keys(limits.name)
         busy_wait = BUSY_POLL_S[0]
         while True:
