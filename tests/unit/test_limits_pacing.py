@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +199,28 @@ def test_bad_limit_values_are_rejected(keys: dict[str, object]) -> None:
 
     with pytest.raises(ValidationError):
         make_config({"m": {"type": "mock", **keys}})
+
+
+def test_shared_tables_merge_key_by_key_and_the_env_url_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_mux.config import load_config
+
+    user = Path(os.environ["XDG_CONFIG_HOME"]) / "llm-mux" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('[shared]\nredis_url = "redis://u:6379/0"\ntimeout_ms = 100\n')
+    explicit = tmp_path / "c.toml"
+    explicit.write_text('[shared]\nnamespace = "team"\n')
+    config = load_config(explicit, cwd=tmp_path)
+    assert config.shared is not None
+    assert (config.shared.redis_url, config.shared.namespace) == ("redis://u:6379/0", "team")
+    assert config.shared.timeout_ms == 100
+    monkeypatch.setenv("LLM_MUX_REDIS_URL", "redis://env:6379/1")
+    settings = config.shared_settings()
+    assert settings is not None and settings.redis_url == "redis://env:6379/1"
+    assert settings.namespace == "team"
+    bare = tmp_path / "bare.toml"
+    bare.write_text("")
+    user.unlink()
+    only_env = load_config(bare, cwd=tmp_path).shared_settings()
+    assert only_env is not None and only_env.namespace == "llm-mux"
