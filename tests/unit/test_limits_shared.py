@@ -16,6 +16,14 @@ from tests.fakes.redis_server import RedisServer, SilentServer
 from tests.fakes.server import FakeLLMServer, rate_limited
 
 
+@pytest.fixture(autouse=True)
+def fresh_warnings() -> None:
+    """The one-warning-per-process memory starts empty in every test."""
+    from llm_mux.backends import shared_limits
+
+    shared_limits._warned.clear()
+
+
 def shared_config(url: str, backend: dict[str, Any], **shared: Any) -> Any:
     from llm_mux.config import Shared
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from llm_mux.backends.pacing import GroupLimits, Pacer, group_limits
 from llm_mux.errors import RateLimited
+from llm_mux.logs import get_logger
 
 if TYPE_CHECKING:
     from llm_mux.config import Config
@@ -37,6 +38,9 @@ class Limiter(Protocol):
     def slot(self, backend: str) -> AbstractAsyncContextManager[Lease]: ...
 
     async def aclose(self) -> None: ...
+
+
+log = get_logger("limits")
 
 
 def now_ms() -> float:
@@ -81,6 +85,7 @@ class LocalGroup:
             await asyncio.sleep(wait / 1000)
         wait = pacer.reserve(now_ms())
         if wait > 0:
+            log.debug("rate group %s: next start in %.1f ms", self.limits.name, wait)
             await asyncio.sleep(wait / 1000)
 
 

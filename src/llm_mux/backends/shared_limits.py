@@ -290,6 +290,7 @@ class SharedSlot(LocalSlot):
                     self._token = token
                     limiter.hold(token, keys)
                 if wait > 0:
+                    log.debug("rate group %s: next start in %.1f ms", limits.name, wait * 1000)
                     await asyncio.sleep(wait)
                 return None
             if status == 0:  # the minute's token budget is spent
