@@ -41,7 +41,10 @@ def config(url: str, limits: dict[str, Any], redis_url: str | None, namespace: s
     base = make_config({"api": {"command": url + "/v1", "model": "m", **limits}})
     if redis_url is None:
         return base
-    shared = Shared.model_validate({"redis_url": redis_url, "namespace": namespace})
+    # 3 s, not the 250 ms default: on a busy machine a stalled call would switch the run to
+    # local limits, and this measures the shared ones
+    settings = {"redis_url": redis_url, "namespace": namespace, "timeout_ms": 3000}
+    shared = Shared.model_validate(settings)
     return Config(**{**base.__dict__, "shared": shared})
 
 

@@ -28,6 +28,9 @@ def shared_config(url: str, backend: dict[str, Any], **shared: Any) -> Any:
     from llm_mux.config import Shared
 
     config = make_config({"h": backend})
+    # a busy test machine can stall a Redis call past the 250 ms default, and the limits
+    # would then (rightly) fall back to local ones: sharing tests must not see that
+    shared.setdefault("timeout_ms", 3000)
     settings = Shared.model_validate({"redis_url": url, **shared})
     return type(config)(**{**config.__dict__, "shared": settings})
 
@@ -47,6 +50,29 @@ async def test_two_limiters_share_one_rate(
         elapsed = time.monotonic() - started
     assert llm_server.count() == 12
     assert elapsed >= 11 * 0.05 * 0.95  # one schedule of 50 ms slots for both
+
+
+async def test_admissions_of_two_limiters_stay_within_the_rate_in_every_window(
+    redis_server: RedisServer, redis_ns: str, llm_server: FakeLLMServer
+) -> None:
+    rate, burst = 20.0, 2  # rpm 1200
+    backend = api(llm_server, rpm=1200, burst=burst)
+    config = shared_config(redis_server.url, backend, namespace=redis_ns)
+    admitted: list[float] = []
+
+    def note(event: Any) -> None:
+        if event.state == "running":  # emitted the moment the limiter admits the request
+            admitted.append(time.monotonic())
+
+    async with Multiplexer(config) as one, Multiplexer(config) as two:
+        calls = [mux.call_backend("h", "p", listener=note) for mux in (one, two) for _ in range(25)]
+        await asyncio.gather(*calls)
+    admitted.sort()
+    assert len(admitted) == 50
+    busiest = max(sum(1 for t in admitted if first <= t < first + 1.0) for first in admitted)
+    assert busiest <= 1.05 * rate + burst
+    achieved = (len(admitted) - burst) / (admitted[-1] - admitted[0])
+    assert 0.9 * rate <= achieved <= 1.05 * rate, achieved
 
 
 async def test_namespaces_do_not_share(

@@ -58,6 +58,23 @@ def build_limiter(config: Config) -> Limiter:
     return SharedLimiter(settings, local)
 
 
+MAX_LATE_RETRIES = 3  # a request that keeps waking late goes anyway rather than never
+
+
+async def start_at(due_ms: float, limits: GroupLimits) -> bool:
+    """Sleep until ``due_ms`` (``now_ms`` clock); True when it is then too late for its
+    reserved start and must reserve again. A busy machine can wake a sleeper hundreds of
+    ms late; starting anyway would bunch it with the requests reserved after it."""
+    wait = due_ms - now_ms()
+    if wait > 0:
+        await asyncio.sleep(wait / 1000)
+    late = now_ms() - due_ms
+    if limits.interval_ms and late > limits.late_ms:
+        log.debug("rate group %s: %.1f ms late for its start; reserving again", limits.name, late)
+        return True
+    return False
+
+
 def rate_limit_pause(exc: BaseException | None) -> float | None:
     """Seconds a failed attempt's 429 asked the whole group to pause, if any."""
     if isinstance(exc, RateLimited) and exc.retry_after:
@@ -83,10 +100,14 @@ class LocalGroup:
         # each sleep is the exact time until the budget allows more; a charge may move it
         while (wait := pacer.token_wait(now_ms())) > 0:  # noqa: ASYNC110
             await asyncio.sleep(wait / 1000)
-        wait = pacer.reserve(now_ms())
-        if wait > 0:
+        for _ in range(MAX_LATE_RETRIES):
+            now = now_ms()
+            wait = pacer.reserve(now)
+            if wait <= 0:
+                return
             log.debug("rate group %s: next start in %.1f ms", self.limits.name, wait)
-            await asyncio.sleep(wait / 1000)
+            if not await start_at(now + wait, self.limits):
+                return
 
 
 class LocalLimiter:

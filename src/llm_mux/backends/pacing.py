@@ -41,6 +41,13 @@ class GroupLimits:
         return (self.burst - 1) * self.interval_ms
 
     @property
+    def late_ms(self) -> float:
+        """How late a request may start after its reserved time before it must reserve
+        again: half an interval keeps every window within ``rate·t + burst`` even when a
+        busy machine wakes a sleeping request late (at least 5 ms, for high rates)."""
+        return max(self.interval_ms / 2, 5.0)
+
+    @property
     def ms_per_token(self) -> float:
         """Budget time one token of usage costs (0: no token limit)."""
         return MINUTE_MS / self.tpm if self.tpm else 0.0

@@ -15,6 +15,8 @@ from __future__ import annotations
 #       token, lease_ms.
 # Returns {status, ms}: status 1 = admitted, start after ms; 0 = token budget spent, ask
 # again after ms; -1 = every slot taken, ask again when one frees (ms: earliest expiry).
+# A token that already holds a slot (a request that woke too late for its start time and
+# asks for a new one) keeps it without counting twice.
 ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -29,7 +31,8 @@ if per_token > 0 and ttat - now > 60000 then
 end
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%.3f', now))
-  if redis.call('ZCARD', KEYS[2]) >= limit then
+  local holds = redis.call('ZSCORE', KEYS[2], ARGV[5])
+  if not holds and redis.call('ZCARD', KEYS[2]) >= limit then
     local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     return {-1, string.format('%.3f', tonumber(first[2]) - now)}
   end

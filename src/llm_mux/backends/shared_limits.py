@@ -32,7 +32,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
-from llm_mux.backends.limits import LocalLimiter, LocalSlot, rate_limit_pause
+from llm_mux.backends.limits import (
+    MAX_LATE_RETRIES,
+    LocalLimiter,
+    LocalSlot,
+    now_ms,
+    rate_limit_pause,
+    start_at,
+)
 from llm_mux.backends.redis_scripts import ACQUIRE, UPDATE
 from llm_mux.errors import ConfigError, Unavailable
 from llm_mux.logs import get_logger
@@ -122,6 +129,7 @@ class SharedLimiter:
         self._update = self._redis.register_script(UPDATE)
         self._timeout = settings.timeout_ms / 1000
         self._down_until = 0.0  # monotonic s; while in the future, use local limits
+        self._rtt_ms: float | None = None
         self._probing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._held: dict[str, tuple[str, str]] = {}  # token -> (rate key, slots key)
@@ -166,9 +174,16 @@ class SharedLimiter:
     async def acquire(
         self, backend: str, keys: tuple[str, str], args: list[Any]
     ) -> tuple[int, float] | None:
-        """The acquire script's (status, wait in s), or None when local limits apply now."""
+        """The acquire script's status and when to act on it (``now_ms`` clock), or None
+        when local limits apply now.
+
+        The script's wait counts from when Redis ran it; that is taken as the send time
+        plus the fastest round trip seen, so a reply slowed down on its way (a busy
+        machine) makes the request late, never early.
+        """
         if not self.usable():
             return None
+        sent = now_ms()
         try:
             status, ms = await self.call(self._acquire, keys, args)
         except RedisDown as error:
@@ -177,7 +192,15 @@ class SharedLimiter:
         finally:
             self._probing = False
         self.answered()
-        return int(status), float(ms) / 1000
+        self._note_rtt(now_ms() - sent)
+        return int(status), sent + (self._rtt_ms or 0.0) + float(ms)
+
+    def _note_rtt(self, rtt: float) -> None:
+        """The fastest round trip, rising slowly if the network path gets slower."""
+        if self._rtt_ms is None or rtt < self._rtt_ms:
+            self._rtt_ms = rtt
+        else:
+            self._rtt_ms += (rtt - self._rtt_ms) * 0.05
 
     def answered(self) -> None:
         if self._down_until:
@@ -271,8 +294,9 @@ class SharedSlot(LocalSlot):
         limits, limiter = self._group.limits, self._limiter
         keys = limiter.keys(limits.name)
         busy_wait = BUSY_POLL_S[0]
+        token = limiter.new_token() if limits.max_concurrent else ""
+        late_retries = 0
         while True:
-            token = limiter.new_token() if limits.max_concurrent else ""
             args = [
                 limits.interval_ms,
                 limits.tolerance_ms,
@@ -284,19 +308,23 @@ class SharedSlot(LocalSlot):
             answer = await limiter.acquire(self._backend, keys, args)
             if answer is None:
                 return await self._group.pace()
-            status, wait = answer
+            status, due = answer
             if status == 1:
                 if token:
                     self._token = token
                     limiter.hold(token, keys)
-                if wait > 0:
-                    log.debug("rate group %s: next start in %.1f ms", limits.name, wait * 1000)
-                    await asyncio.sleep(wait)
-                return None
-            if status == 0:  # the minute's token budget is spent
-                await asyncio.sleep(wait)
+                if not limits.interval_ms:  # only a pause to wait for: no schedule to keep
+                    await asyncio.sleep(max(0.0, due - now_ms()) / 1000)
+                    return None
+                if not await start_at(due, limits):
+                    return None
+                late_retries += 1
+                if late_retries >= MAX_LATE_RETRIES:
+                    return None  # late again and again: go rather than never
+            elif status == 0:  # the minute's token budget is spent
+                await asyncio.sleep(max(0.0, due - now_ms()) / 1000)
             else:  # every slot is taken: ask again soon, less often the longer it lasts
-                await asyncio.sleep(min(busy_wait, max(wait, 0.001)))
+                await asyncio.sleep(busy_wait)
                 busy_wait = min(busy_wait * 2, BUSY_POLL_S[1])
 
     def charge(self, tokens: int) -> None:
