@@ -103,9 +103,9 @@ async def test_shared_max_concurrent_holds_across_limiters(
 async def test_live_holder_keeps_its_slot_past_the_lease(
     redis_server: RedisServer, redis_ns: str, llm_server: FakeLLMServer
 ) -> None:
-    llm_server.delay = 1.2  # three leases of 0.4 s
+    llm_server.delay = 2.2  # more than two leases of 1 s
     config = shared_config(
-        redis_server.url, api(llm_server, max_concurrent=1), namespace=redis_ns, lease="400ms"
+        redis_server.url, api(llm_server, max_concurrent=1), namespace=redis_ns, lease="1s"
     )
     async with Multiplexer(config) as one, Multiplexer(config) as two:
         await asyncio.gather(one.call_backend("h", "a"), two.call_backend("h", "b"))
