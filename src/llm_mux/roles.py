@@ -22,7 +22,7 @@ from typing import Any, Literal
 from llm_mux.backends.base import Backend, Request, Response
 from llm_mux.backends.build import build_backend, unavailable_reason
 from llm_mux.backends.http import HttpClientHolder
-from llm_mux.backends.limits import Limiter, LocalLimiter
+from llm_mux.backends.limits import Limiter, build_limiter
 from llm_mux.backends.retry import call_with_retries
 from llm_mux.config import Config, Role, Team
 from llm_mux.errors import (
@@ -167,7 +167,7 @@ class Multiplexer:
         self.cwd = cwd
         self._listener = listener
         self._client = HttpClientHolder()
-        self._limiter = limiter if limiter is not None else LocalLimiter.from_config(config)
+        self._limiter = limiter if limiter is not None else build_limiter(config)
         self._backends: dict[str, Backend] = {}
 
     async def __aenter__(self) -> Multiplexer:
@@ -182,8 +182,11 @@ class Multiplexer:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP client."""
-        await self._client.aclose()
+        """Close the pooled HTTP client and the limiter (a shared one holds connections)."""
+        try:
+            await self._limiter.aclose()
+        finally:
+            await self._client.aclose()
 
     def resolve_role(self, name: str) -> Role:
         """The role called ``name`` with the active team's override applied."""
@@ -254,13 +257,20 @@ class Multiplexer:
 
         try:
             backend = self.backend(name)
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare()  # before the limiter: a paced request goes out when admitted
             request = Request(prompt, cwd=self.cwd, system=system)
 
             async def attempt() -> Response:
                 emit("waiting")
-                async with self._limiter.slot(name):
+                async with self._limiter.slot(name) as lease:
                     emit("running")
-                    return _non_empty(await backend.complete(request))
+                    response = await backend.complete(request)
+                    tokens = response.usage.total_tokens if response.usage else None
+                    if tokens:
+                        lease.charge(tokens)  # spent even when the answer is refused below
+                    return _non_empty(response)
 
             response = await call_with_retries(
                 attempt, self.config.backend(name), on_retry=on_retry

@@ -97,3 +97,24 @@ def registered() -> frozenset[str]:
     """The values registered so far (for tests and the run-record writer)."""
     with _lock:
         return frozenset(_registered)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``; registers the password.
+
+    The password is registered as written and percent-decoded, so neither form can leak.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return MASK  # unparseable: it may hold anything
+    if not password:
+        return url
+    register(password)
+    register(unquote(password))
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:{MASK}@{hostinfo}").geturl()

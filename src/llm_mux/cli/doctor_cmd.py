@@ -5,7 +5,9 @@ CLI's ``--version`` answers); an HTTP backend when ``GET …/models`` (or the na
 equivalent) answers within 5 s, not with a 404; a local model when its file loads. A missing
 ``${VAR}`` makes a backend unavailable, naming the variable. ``--probe`` (opt-in: it may cost
 tokens) also sends each available backend one tiny prompt and reports the class of any
-failure. Exit 1 when an enabled backend is unavailable.
+failure. Exit 1 when an enabled backend is unavailable. With ``[shared]``, also whether its
+Redis answers (exit 1 only under ``on_error = "fail"``: otherwise a run goes on with local
+limits).
 """
 
 from __future__ import annotations
@@ -137,6 +139,43 @@ async def check_all(config: Config, probe: bool = False) -> list[Verdict]:
         await client.aclose()
 
 
+@dataclass
+class SharedVerdict:
+    """Whether the Redis of ``[shared]`` answers; ``url`` has its password masked."""
+
+    url: str
+    available: bool
+    detail: str
+    blocking: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "available": self.available, "detail": self.detail}
+
+
+async def check_shared(config: Config) -> SharedVerdict | None:
+    """PING the shared-limits Redis, when ``[shared]`` is set."""
+    settings = config.shared_settings()
+    if settings is None:
+        return None
+    from llm_mux.backends.shared_limits import RedisDown, ping
+    from llm_mux.errors import LlmMuxError
+    from llm_mux.secrets import mask_url
+
+    url = mask_url(settings.redis_url or "")
+    try:
+        detail = await ping(settings)
+    except (RedisDown, LlmMuxError) as exc:
+        reason = exc.reason if isinstance(exc, RedisDown) else exc.message
+        return SharedVerdict(url, False, reason, settings.on_error == "fail")
+    return SharedVerdict(url, True, detail, False)
+
+
+def _print_shared(shared: SharedVerdict | None) -> None:
+    if shared is not None:
+        state = shared.detail if shared.available else f"unavailable ({shared.detail})"
+        click.echo(f"Shared limits: Redis {shared.url} {state}")
+
+
 def _status(verdict: Verdict) -> Any:
     from rich.text import Text
 
@@ -186,18 +225,29 @@ def doctor_command(probe: bool) -> int:
             f"probing: sending {PROBE_PROMPT!r} to each available backend (may cost tokens)",
             err=True,
         )
-    verdicts = runtime.run(lambda: check_all(config, probe))
+
+    async def check() -> tuple[list[Verdict], SharedVerdict | None]:
+        return await check_all(config, probe), await check_shared(config)
+
+    verdicts, shared = runtime.run(check)
     for warning in config.warnings():
         click.echo(f"warning: {warning}", err=True)
     if settings.json:
         backends = {v.name: v.as_dict() for v in verdicts}
         for name, backend in config.backends.items():
             backends[name]["warnings"] = backend.ignored_keys()
-        emit_json({"backends": backends})
+        document: dict[str, Any] = {"backends": backends}
+        if shared is not None:
+            document["shared"] = shared.as_dict()
+        emit_json(document)
     elif settings.quiet:
         for v in verdicts:
             state = "available" if v.available else ("disabled" if not v.enabled else "unavailable")
             click.echo(f"{v.name}\t{state}")
+        if shared is not None:
+            click.echo(f"[shared]\t{'available' if shared.available else 'unavailable'}")
     else:
         _print_console(verdicts)
-    return 1 if any(v.blocking for v in verdicts) else 0
+        _print_shared(shared)
+    blocked = any(v.blocking for v in verdicts) or (shared is not None and shared.blocking)
+    return 1 if blocked else 0
