@@ -169,13 +169,69 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
         if pgid not in _forwarded:  # started just as the signal arrived
             _forwarded.add(pgid)
             _signal_group(pgid, _shutdown_signal)
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-    except (TimeoutError, asyncio.CancelledError):
-        pass
+    with contextlib.suppress(asyncio.CancelledError):
+        await _settled(proc, grace)
     _signal_group(pgid, signal.SIGKILL)
-    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+    with contextlib.suppress(asyncio.CancelledError):
+        await _settled(proc, grace)
+
+
+async def _settled(proc: asyncio.subprocess.Process, within: float) -> None:
+    """Wait up to ``within`` s until the child exited and its pipes closed, or its group is
+    empty, whichever comes first.
+
+    The pipes alone are no guide: a process that left the group (``setsid``) may hold them
+    open for ever. The group alone is slow where dead members wait to be reaped.
+    """
+    waiters = {
+        asyncio.ensure_future(proc.wait()),
+        asyncio.ensure_future(_group_gone(proc, within)),
+    }
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.wait(waiters)
+
+
+async def _group_gone(proc: asyncio.subprocess.Process, within: float) -> None:
+    """Wait until no live process is left in the child's group, or ``within`` seconds."""
+    deadline = time.monotonic() + within
+    delay = 0.001
+    while _group_alive(proc) and time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _EXIT_POLL)
+
+
+def _group_alive(proc: asyncio.subprocess.Process) -> bool:
+    """Whether a member of the child's group still runs.
+
+    Once the leader has exited, members that died are zombies until their new parent reaps
+    them — slowly, or never, under some container inits — so on Linux zombies do not count.
+    """
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal still exists
+        return True
+    return proc.returncode is None or _live_member(proc.pid)
+
+
+def _live_member(pgid: int) -> bool:
+    try:
+        entries = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:  # no /proc: count every member
+        return True
+    for entry in entries:
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def begin_shutdown(signum: int) -> None:
