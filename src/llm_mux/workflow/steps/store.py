@@ -32,7 +32,7 @@ class StoreKind:
         from llm_mux.memory import MemoryStore
 
         step: StoreStep = ctx.step  # type: ignore[assignment]
-        text = ctx.render(step.prompt, "prompt")
+        text = await ctx.render(step.prompt, "prompt")
         ecosystem = ecosystem_name(ctx)
         store = MemoryStore.for_ecosystem(ecosystem)
         try:
