@@ -141,7 +141,16 @@ def test_output_past_the_cap_stops_the_render() -> None:
 
 
 @pytest.mark.parametrize(
-    "template", ["{{ 10 ** 100000000 }}", "{{ 'ab' * 10 ** 9 }}", "{{ 10 ** 9 * [1] }}"]
+    "template",
+    [
+        "{{ 10 ** 100000000 }}",
+        "{{ 'ab' * 10 ** 9 }}",
+        "{{ 10 ** 9 * [1] }}",
+        "{{ lipsum(100000) }}",
+        "{{ [1] | slice(10 ** 9) | list }}",
+        "{{ 'x' | center(10 ** 9) }}",
+        "{{ 'x' | indent(width=10 ** 9) }}",
+    ],
 )
 def test_operations_too_large_to_compute_are_refused(template: str) -> None:
     started = time.monotonic()
@@ -149,3 +158,7 @@ def test_operations_too_large_to_compute_are_refused(template: str) -> None:
         render(template, {})
     assert time.monotonic() - started < 1.0
     assert render("{{ 2 ** 100 }} {{ 'ab' * 3 }} {{ -3 * 2 }}", {}) == f"{2**100} ababab -6"
+    assert (
+        render("{{ [1, 2, 3] | slice(2) | list }} {{ 'x' | center(3) }}", {}) == "[[1, 2], [3]]  x "
+    )
+    assert len(render("{{ lipsum(2, html=false) }}", {})) > 20

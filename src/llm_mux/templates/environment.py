@@ -43,6 +43,9 @@ _TEMPLATE_FILENAME = "<template>"
 _MAX_AVAILABLE = 40
 _MAX_POWER_BITS = 1 << 20  # ``**`` results past this many bits take seconds to compute
 _MAX_REPEAT = 16 * 1024 * 1024  # items of a ``"x" * n`` repetition
+_MAX_SIZE_ARG = 1024 * 1024  # a width or count given to a filter that loops over it
+_SIZED_FILTERS = ("center", "indent", "wordwrap", "truncate", "slice")
+_MAX_LIPSUM_WORDS = 100_000
 
 
 class MissingValue(UndefinedError):
@@ -139,6 +142,28 @@ class _Environment(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+def _size_checked(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter whose work grows with a number it is given, refusing huge ones."""
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, int) and value > _MAX_SIZE_ARG:
+                raise SecurityError(f"{name}({value}) is too large")
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    """Jinja's ``lipsum``, refusing sizes that would take minutes to generate."""
+    from jinja2.utils import generate_lorem_ipsum
+
+    if n * max > _MAX_LIPSUM_WORDS:
+        raise SecurityError(f"lipsum of {n} × {max} words is too large")
+    return generate_lorem_ipsum(n, html, min, max)
+
+
 def _too_large_power(left: Any, right: Any) -> bool:
     if not (isinstance(left, int) and isinstance(right, int)) or right <= 0:
         return False
@@ -193,6 +218,9 @@ def environment(kind: str = "plain") -> SandboxedEnvironment:
         finalize=_record if kind != "plain" else None,
     )
     env.filters.update(FILTERS)
+    for name in _SIZED_FILTERS:
+        env.filters[name] = _size_checked(name, env.filters[name])
+    env.globals["lipsum"] = _lipsum
     if kind != "plain":
         env.filters["shell_escape"] = escaped  # its text is chosen by the value's context
     return env
