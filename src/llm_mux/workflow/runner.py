@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from llm_mux.workflow.validate import Plan
 
 log = get_logger("workflow")
-_OUTPUT_GRACE_S = 1.0  # for the output template of a run already stopped
+_OUTPUT_GRACE_S = 1.0  # the least time the output template gets when a deadline applies
 StepState = Literal["running", "retrying", "done", "failed", "skipped", "cancelled"]
 
 
@@ -198,7 +198,8 @@ class Runner:
 
     def _rendering_note(self, name: str) -> str:
         """`` while rendering its FIELD template`` when the step was stopped mid-render."""
-        fields = [f for label, f in self._rendering.items() if label.split("[", 1)[0] == name]
+        items = self._rendering.items()
+        fields = [f for label, f in items if label == name or label.startswith(name + "[")]
         return f" while rendering its {fields[0]} template" if fields else ""
 
     async def _final_output(self, started: float, *, stopped: bool) -> tuple[str, str | None]:
