@@ -77,7 +77,7 @@ class QueryKind:
 
     async def run(self, ctx: StepContext) -> StepOutput:
         step: QueryStep = ctx.step  # type: ignore[assignment]
-        prompt = ctx.render(step.prompt, "prompt")
+        prompt = await ctx.render(step.prompt, "prompt")
         mux = await ctx.services.multiplexer()
         listener = ctx.services.backend_listener(ctx.step.name, _item_of(ctx))
         if step.role is not None:

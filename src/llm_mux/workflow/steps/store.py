@@ -33,7 +33,7 @@ class StoreKind:
         from llm_mux.memory.cancel import run_cancellable
 
         step: StoreStep = ctx.step  # type: ignore[assignment]
-        text = ctx.render(step.prompt, "prompt")
+        text = await ctx.render(step.prompt, "prompt")
         ecosystem = ecosystem_name(ctx)
         store = MemoryStore.for_ecosystem(ecosystem)
         try:  # interrupted: stored nothing (cancelled) or everything (done), never a mix
