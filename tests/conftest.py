@@ -7,6 +7,7 @@ and returns its exit code, stdout and stderr separately.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,7 +41,11 @@ class CliResult:
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private HOME and XDG_CONFIG_HOME, no API keys, cwd in a temp project dir."""
+    """A private HOME and XDG_CONFIG_HOME, no API keys, cwd in a temp project dir.
+
+    ``init`` probes model servers on loopback: here it looks only at a port this test holds
+    (bound, never listening: refused at once), never at servers other programs started.
+    """
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
@@ -53,7 +58,11 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    yield home
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{held.getsockname()[1]}")
+        monkeypatch.setenv("LLM_MUX_INIT_SERVERS", "")
+        yield home
 
 
 @pytest.fixture

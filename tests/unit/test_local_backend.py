@@ -124,7 +124,7 @@ async def test_timeout_stops_a_long_generation_and_frees_its_slot() -> None:
     started = time.monotonic()
     with pytest.raises(BackendTimeout) as caught:
         await backend.complete(Request(STORY, timeout=1))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 3.0  # 1 s, then the stop: bounded at more than 2x
     assert "backend 'tiny': Timeout" in str(caught.value)
     # One slot: this answers only if the 4000-token story really stopped.
     after = await backend.complete(Request(FRANCE, timeout=10))
