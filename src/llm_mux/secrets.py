@@ -15,9 +15,10 @@ So :func:`redact` masks each secret in every spelling that decodes back to it (s
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llm_mux.secret_forms import Masker
+if TYPE_CHECKING:
+    from llm_mux.secret_forms import Masker
 
 MASK = "***"
 _MIN_LENGTH = 4
@@ -87,6 +88,8 @@ def _masker() -> Masker:
         values = frozenset(_registered)
         if _cache and _cache[0][0] == values:
             return _cache[0][1]
+    from llm_mux.secret_forms import Masker  # only once a secret exists: start-up stays light
+
     masker = Masker(values)
     with _lock:
         _cache[:] = [(values, masker)]

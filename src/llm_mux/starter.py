@@ -55,12 +55,31 @@ API_KEYS: dict[str, tuple[str, str, str, str]] = {
     ),
 }
 
-# name -> (type, base URL, probe path) of OpenAI-compatible servers on well-known ports
-LOCAL_SERVERS: dict[str, tuple[str, str]] = {
-    "lmstudio": ("http://127.0.0.1:1234/v1", "/models"),
-    "llamacpp": ("http://127.0.0.1:8080/v1", "/models"),
-    "vllm": ("http://127.0.0.1:8000/v1", "/models"),
+# name -> base URL of OpenAI-compatible servers on well-known ports (probed at URL/models)
+LOCAL_SERVERS: dict[str, str] = {
+    "lmstudio": "http://127.0.0.1:1234/v1",
+    "llamacpp": "http://127.0.0.1:8080/v1",
+    "vllm": "http://127.0.0.1:8000/v1",
 }
+SERVERS_VARIABLE = "LLM_MUX_INIT_SERVERS"
+
+
+def local_servers(environ: dict[str, str]) -> dict[str, str]:
+    """The OpenAI-compatible servers to probe: the well-known ports, or ``NAME=URL,…`` from
+    ``$LLM_MUX_INIT_SERVERS`` (empty: none), so a machine whose ports serve something else,
+    or a test, decides what is looked at."""
+    raw = environ.get(SERVERS_VARIABLE)
+    if raw is None:
+        return dict(LOCAL_SERVERS)
+    servers = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, url = (s.strip() for s in part.partition("="))
+        if not name or not url.startswith(("http://", "https://")):
+            from llm_mux.errors import UsageError
+
+            raise UsageError(f"{SERVERS_VARIABLE}: expected NAME=http://HOST:PORT/v1, got {part!r}")
+        servers[name] = url.rstrip("/")
+    return servers
 
 
 @dataclass
@@ -156,10 +175,10 @@ async def _get_json(client: Any, url: str) -> Any:
 async def detect_servers(environ: dict[str, str]) -> list[Found]:
     import httpx2 as httpx
 
-    ollama = ollama_url(environ)
+    ollama, servers = ollama_url(environ), local_servers(environ)
     async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False) as client:
         probes = [_get_json(client, f"{ollama}/api/tags")]
-        probes += [_get_json(client, url + path) for url, path in LOCAL_SERVERS.values()]
+        probes += [_get_json(client, f"{url}/models") for url in servers.values()]
         answers = await asyncio.gather(*probes)
     found = []
     models = [m.get("name") for m in (answers[0] or {}).get("models", []) if isinstance(m, dict)]
@@ -167,7 +186,7 @@ async def detect_servers(environ: dict[str, str]) -> list[Found]:
         table = {"type": "ollama", "command": ollama, "model": models[0]}
         listed = ", ".join(str(m) for m in models)
         found.append(Found("ollama", table, f"Ollama at {ollama} (models: {listed})", 1))
-    for (name, (url, _)), answer in zip(LOCAL_SERVERS.items(), answers[1:], strict=True):
+    for (name, url), answer in zip(servers.items(), answers[1:], strict=True):
         data = (answer or {}).get("data") if isinstance(answer, dict) else None
         if data:
             model = str(data[0].get("id", "default"))
