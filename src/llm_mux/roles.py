@@ -22,12 +22,13 @@ from typing import Any, Literal
 from llm_mux.backends.base import Backend, Request, Response
 from llm_mux.backends.build import build_backend, unavailable_reason
 from llm_mux.backends.http import HttpClientHolder
-from llm_mux.backends.limits import Limiter, LocalLimiter
+from llm_mux.backends.limits import Limiter, build_limiter
 from llm_mux.backends.retry import call_with_retries
 from llm_mux.config import Config, Role, Team
 from llm_mux.errors import (
     BackendError,
     ConfigError,
+    Failed,
     LlmMuxError,
     RoleError,
     Unavailable,
@@ -45,6 +46,7 @@ class BackendOutcome:
     error: BackendError | None
     duration_ms: int
     attempts: int = 1
+    attempt_errors: list[str] | None = None  # each attempt's class, when retried
 
     @property
     def ok(self) -> bool:
@@ -62,11 +64,14 @@ class BackendOutcome:
 
     @property
     def error_text(self) -> str | None:
-        """The error without the backend prefix, with the attempts when it was retried."""
+        """The error without the backend prefix; when it was retried, each attempt's class."""
         if self.error is None:
             return None
         text = self.error.message.removeprefix(f"backend '{self.backend}': ")
-        return f"{text} (after {self.attempts} attempts)" if self.attempts > 1 else text
+        if self.attempts <= 1:
+            return text
+        classes = f": {', '.join(self.attempt_errors)}" if self.attempt_errors else ""
+        return f"{text} (after {self.attempts} attempts{classes})"
 
 
 @dataclass
@@ -162,7 +167,7 @@ class Multiplexer:
         self.cwd = cwd
         self._listener = listener
         self._client = HttpClientHolder()
-        self._limiter = limiter if limiter is not None else LocalLimiter.from_config(config)
+        self._limiter = limiter if limiter is not None else build_limiter(config)
         self._backends: dict[str, Backend] = {}
 
     async def __aenter__(self) -> Multiplexer:
@@ -177,8 +182,11 @@ class Multiplexer:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP client."""
-        await self._client.aclose()
+        """Close the pooled HTTP client and the limiter (a shared one holds connections)."""
+        try:
+            await self._limiter.aclose()
+        finally:
+            await self._client.aclose()
 
     def resolve_role(self, name: str) -> Role:
         """The role called ``name`` with the active team's override applied."""
@@ -249,20 +257,29 @@ class Multiplexer:
 
         try:
             backend = self.backend(name)
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare()  # before the limiter: a paced request goes out when admitted
             request = Request(prompt, cwd=self.cwd, system=system)
 
             async def attempt() -> Response:
                 emit("waiting")
-                async with self._limiter.slot(name):
+                async with self._limiter.slot(name) as lease:
                     emit("running")
-                    return await backend.complete(request)
+                    response = await backend.complete(request)
+                    tokens = response.usage.total_tokens if response.usage else None
+                    if tokens:
+                        lease.charge(tokens)  # spent even when the answer is refused below
+                    return _non_empty(response)
 
             response = await call_with_retries(
                 attempt, self.config.backend(name), on_retry=on_retry
             )
         except (BackendError, ConfigError) as exc:
             error = _as_backend_error(exc, name)
-            outcome = BackendOutcome(name, None, error, _ms_since(started), _attempts(exc))
+            outcome = BackendOutcome(
+                name, None, error, _ms_since(started), _attempts(exc), _attempt_errors(exc)
+            )
             emit("failed", outcome.error_text or "")
             return outcome
         emit("done")
@@ -340,9 +357,27 @@ class _RoleCall:
     async def _parallel(
         self, names: list[str], skipped: dict[str, str], notify: Listener
     ) -> list[BackendOutcome]:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._call(name, notify)) for name in names]
-        return [task.result() for task in tasks]
+        """Every backend at once; once ``min_success`` is out of reach, the rest are
+        cancelled (their process groups killed) instead of awaited."""
+        started = time.monotonic()
+        tasks = {asyncio.ensure_future(self._call(name, notify)): name for name in names}
+        pending, succeeded = set(tasks), 0
+        try:
+            while pending and succeeded + len(pending) >= self.min_success:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                succeeded += sum(1 for task in done if task.result().ok)
+        finally:
+            await _cancel(pending)
+        outcomes = {tasks[t]: t.result() for t in tasks if t not in pending}
+        for task in pending:
+            outcomes[tasks[task]] = self._cancelled(tasks[task], started, notify)
+        return [outcomes[name] for name in names]
+
+    def _cancelled(self, name: str, started: float, notify: Listener) -> BackendOutcome:
+        detail = f"cancelled: min_success = {self.min_success} could no longer be reached"
+        elapsed = _ms_since(started)
+        notify(BackendEvent(name, "failed", elapsed, detail))
+        return BackendOutcome(name, None, Failed(detail, backend=name), elapsed)
 
     def _failure_message(self, result: RoleResult, enabled: list[str]) -> str:
         what = f"{self.kind} '{self.name}' failed"
@@ -360,8 +395,25 @@ class _RoleCall:
         return what + mode
 
 
+async def _cancel(tasks: set[asyncio.Task[BackendOutcome]]) -> None:
+    """Cancel ``tasks`` and wait until each has stopped (its child processes killed)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+
+
 def _nobody(event: BackendEvent) -> None:
     """The listener of a call that no one listens to."""
+
+
+def _non_empty(response: Response) -> Response:
+    """An answer with no visible text is a failure, whatever the backend type, so a
+    ``fallback`` role moves on and a parallel role does not count it."""
+    if response.text.strip():
+        return response
+    detail = "empty answer" if not response.text else "empty answer (only whitespace)"
+    raise Failed(detail, backend=response.backend)
 
 
 def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
@@ -374,6 +426,11 @@ def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
 def _attempts(exc: BaseException) -> int:
     attempts = getattr(exc, "attempts", 1)
     return attempts if isinstance(attempts, int) and attempts > 0 else 1
+
+
+def _attempt_errors(exc: BaseException) -> list[str] | None:
+    found = getattr(exc, "attempt_errors", None)
+    return [str(label) for label in found] if isinstance(found, list) else None
 
 
 def _ms_since(started: float) -> int:

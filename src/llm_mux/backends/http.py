@@ -26,7 +26,7 @@ from llm_mux.errors import (
     BackendError,
     BackendTimeout,
     BadRequest,
-    Failed,
+    ConfigError,
     ParseError,
     RateLimited,
     ServerError,
@@ -44,6 +44,7 @@ CHECK_TIMEOUT = 5.0  # s for a doctor check
 QUOTE_LIMIT = 500  # characters of a misunderstood body quoted in a ParseError
 DETAIL_LIMIT = 300  # characters of an error body shown in a status error
 MiB = 1024 * 1024
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
 log = get_logger("backend.http")
 
@@ -256,6 +257,7 @@ class HttpBackend:
     kind: ClassVar[str] = ""
     endpoint: ClassVar[str] = ""
     models_endpoint: ClassVar[str] = ""
+    url_hint: ClassVar[str] = ""  # what `command` should look like, for a 404 from doctor
     stream_type: ClassVar[str] = "text/event-stream"
 
     def __init__(
@@ -301,6 +303,12 @@ class HttpBackend:
         if not self.cfg.api_key:
             return None
         key = expand(self.cfg.api_key, owner=self._owner, field="api_key", secret=True)
+        if not _HEADER_SAFE.fullmatch(key):
+            raise ConfigError(
+                f"api_key of {self._owner} holds characters an HTTP header cannot carry "
+                "(only printable ASCII is allowed)",
+                hint="check the variable it comes from for a stray character or newline",
+            )
         return key or None
 
     def system(self, request: Request) -> str | None:
@@ -312,6 +320,20 @@ class HttpBackend:
     @property
     def _owner(self) -> str:
         return f"backend '{self.name}'"
+
+    def prepare(self) -> None:
+        """Import httpx, build the client and resolve the URL ahead of the limiter's slot,
+        so a paced request is sent the moment it is admitted (the first costs ~100 ms)."""
+        if self._target is not None:
+            return
+        self._client.get()
+        self._resolve()
+        try:  # httpcore's first connection loads anyio's asyncio backend: 50 ms more
+            import anyio
+
+            anyio.Event()
+        except (ImportError, RuntimeError):
+            pass
 
     async def complete(self, request: Request) -> Response:
         """Make one attempt; the whole exchange is bounded by the backend's timeout."""
@@ -395,9 +417,11 @@ class HttpBackend:
             chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", errors="replace")
 
-    def too_large(self) -> Failed:
+    def too_large(self) -> ParseError:
+        """An answer past ``max_output_mb`` cannot be read, so it is not understood (SPEC §1:
+        ``Failed`` is a CLI's non-zero exit); like any Parse error it is not retried."""
         cap = self.defaults.max_output_mb
-        return Failed(
+        return ParseError(
             f"answer exceeded the cap of {cap} MiB (defaults.max_output_mb)", backend=self.name
         )
 
@@ -410,7 +434,8 @@ class HttpBackend:
             raise ParseError(message, backend=self.name) from None
 
     async def check(self) -> str:
-        """Reachable when ``GET models_endpoint`` answers within 5 s with a non-5xx status."""
+        """Reachable when ``GET models_endpoint`` answers within 5 s with a non-5xx status;
+        a 404 there means ``command`` is not this API's base URL."""
         import httpx2 as httpx
 
         url, headers = self.url(self.models_endpoint), self.headers(self.api_key())
@@ -428,6 +453,9 @@ class HttpBackend:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise translate(exc, backend=self.name, url=url) from exc
         status = resp.status_code
+        if status in (404, 410):
+            message = f"GET {safe_url(url)} answered HTTP {status}: no {self.kind} API there"
+            raise Unavailable(message, backend=self.name, status=status, hint=self.url_hint)
         if status in (401, 403) or status >= 500:
             raise status_error(
                 status, backend=self.name, headers=resp.headers, body=resp.text, url=url
@@ -445,6 +473,14 @@ def stream_error(payload: Any, *, backend: str) -> BackendError:
     if "auth" in kind or "permission" in kind:
         return AuthError(detail, backend=backend)
     return ServerError(detail, backend=backend)
+
+
+def truncated(response: httpx.Response, marker: str, *, backend: str) -> ServerError:
+    """A stream that ended without its end marker: the connection was cut, so what came is
+    not the whole answer. A ServerError, retried like any dropped connection."""
+    where = safe_url(str(response.url))
+    message = f"the stream from {where} ended before {marker}: the answer was cut short"
+    return ServerError(message, backend=backend)
 
 
 def _ms_since(started: float) -> int:

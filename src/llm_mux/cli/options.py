@@ -25,8 +25,9 @@ class Settings:
     output: str = "console"
     debug: bool = False
     team: str | None = None
-    config: Path | None = None
+    config: tuple[Path, ...] = ()  # every --config, in command-line order
     ecosystem: str | None = None
+    emitted: bool = False  # a JSON document is on stdout already
 
     @property
     def json(self) -> bool:
@@ -37,21 +38,40 @@ class Settings:
         return self.output == "quiet"
 
 
+_current: list[Settings] = []
+
+
 def get_settings(ctx: click.Context | None = None) -> Settings:
     """The run's settings, stored on the root context."""
     root = (ctx or click.get_current_context()).find_root()
     if not isinstance(root.obj, Settings):
         root.obj = Settings()
+        _current[:] = [root.obj]
     return root.obj
+
+
+def current_settings() -> Settings | None:
+    """The settings of the invocation in progress, even after its click context has closed.
+
+    The error boundary needs them to answer in the output format that was asked for.
+    """
+    return _current[0] if _current else None
+
+
+def forget_settings() -> None:
+    """Start a new invocation (several may run in one process, e.g. in tests)."""
+    _current.clear()
 
 
 def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value is None or value is False:
+        if value is None or value is False or value == ():
             return
         settings = get_settings(ctx)
         if attribute == "quiet":
             settings.output = "quiet"
+        elif attribute == "config":
+            settings.config = (*settings.config, *value)
         elif attribute == "debug":
             settings.debug = True
             from llm_mux.logs import enable_debug
@@ -114,7 +134,9 @@ def global_options(func: F) -> F:
             "--config",
             "-c",
             type=click.Path(path_type=Path, dir_okay=False),
-            help="An extra config file, applied after the user and project files.",
+            multiple=True,
+            help="An extra config file, applied after the user and project files; "
+            "repeat it to merge several, later ones winning.",
             callback=_setter("config"),
             expose_value=False,
             is_eager=True,

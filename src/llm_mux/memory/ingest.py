@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,7 @@ from llm_mux.errors import StoreError
 
 KINDS = ("facts", "relationships", "entities")
 MAX_REPORTED = 100
-_FENCE = re.compile(r"```[ \t]*json[^\n]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_OBJECT_START = re.compile(r"\{\s*[\"}]")
 _EXPECTED = 'expected a JSON object such as {"facts": [{"project": …, "fact": …, "source": …}]}'
 
 
@@ -73,20 +71,60 @@ class StorePayload:
 
 
 def parse_store_input(text: str) -> StorePayload:
-    """Find the store JSON in ``text`` and validate it; raise StoreError listing every problem."""
+    """Find the store JSON in ``text`` and validate it; raise StoreError listing every problem.
+
+    The text may hold several documents (a parallel step's answers, joined): each is
+    validated, and together they make one payload, stored in one transaction.
+    """
     if not text.strip():
         raise StoreError(f"store input is empty; {_EXPECTED}")
-    document = extract_document(text)
-    return validate_document(document)
+    documents = extract_documents(text)
+    if len(documents) == 1:
+        return validate_document(documents[0])
+    problems: list[str] = []
+    payloads = []
+    for number, document in enumerate(documents, 1):
+        try:
+            payloads.append(validate_document(document))
+        except StoreError as exc:
+            problems.append(f"document {number} of {len(documents)}: {exc.message}")
+    if problems:
+        raise StoreError("\n".join(problems))
+    return StorePayload(
+        facts=tuple(f for p in payloads for f in p.facts),
+        relationships=tuple(r for p in payloads for r in p.relationships),
+        entities=tuple(e for p in payloads for e in p.entities),
+    )
+
+
+def extract_documents(text: str) -> list[dict[str, Any]]:
+    """Every store document in ``text``: the whole text when it is one, else each fenced
+    block naming a known key, else each top-level embedded object naming one; when none
+    does, the one :func:`extract_document` finds (or its error)."""
+    from llm_mux.answer_json import NO_JSON, embedded, fenced, loads
+
+    def documents(values: Iterable[Any]) -> list[dict[str, Any]]:
+        return [v for v in values if isinstance(v, dict) and any(k in v for k in KINDS)]
+
+    whole = loads(text)
+    found = documents([whole]) if whole is not NO_JSON else []
+    found = found or documents(fenced(text)) or documents(embedded(text))
+    return found or [extract_document(text)]
 
 
 def extract_document(text: str) -> dict[str, Any]:
-    """The first JSON object (whole text, ```json block, balanced ``{…}``) naming a known key."""
+    """The first JSON object the answer holds (whole text, fenced block, embedded, and the
+    objects inside each, in document order) that names a known key."""
+    from llm_mux.answer_json import candidates, nested
+
     seen_other: dict[str, Any] | None = None
-    for candidate in _candidates(text):
-        if any(key in candidate for key in KINDS):
-            return candidate
-        seen_other = seen_other if seen_other is not None else candidate
+    for candidate in candidates(text):
+        for value in nested(candidate):
+            if not isinstance(value, dict):
+                continue
+            if any(key in value for key in KINDS):
+                return value
+            seen_other = seen_other if seen_other is not None else value
     if seen_other is not None:
         keys = ", ".join(repr(k) for k in list(seen_other)[:10]) or "none"
         raise StoreError(
@@ -94,37 +132,6 @@ def extract_document(text: str) -> dict[str, Any]:
             f"(the JSON object found has keys: {keys}); {_EXPECTED}"
         )
     raise StoreError(f"store input holds no JSON object; {_EXPECTED}")
-
-
-def _candidates(text: str) -> Iterator[dict[str, Any]]:
-    whole = _loads_object(text.strip())
-    if whole is not None:
-        yield whole
-    for match in _FENCE.finditer(text):
-        fenced = _loads_object(match.group(1).strip())
-        if fenced is not None:
-            yield fenced
-    yield from _balanced_objects(text)
-
-
-def _loads_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _balanced_objects(text: str) -> Iterator[dict[str, Any]]:
-    """Objects that parse, starting at each ``{`` in order (the decoder balances braces)."""
-    decoder = json.JSONDecoder()
-    for match in _OBJECT_START.finditer(text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            yield value
 
 
 def validate_document(document: Mapping[str, Any]) -> StorePayload:

@@ -51,7 +51,7 @@ from llm_mux.memory.ingest import (
     parse_store_input,
     utf8_safe,
 )
-from llm_mux.secrets import redact
+from llm_mux.secrets import redact, redact_data
 
 DEFAULT_ECOSYSTEM = "default"
 _T = TypeVar("_T")
@@ -311,7 +311,7 @@ class MemoryStore:
             "success": int(success),
             "duration_ms": int(duration_ms),
             "error": _safe_text(error or ""),
-            "steps": redact(json.dumps(dict(steps or {}), default=str)),
+            "steps": redact(json.dumps(redact_data(dict(steps or {})), default=str)),
         }
         with self.session(_WRITE) as db, db.write():
             db.run(_RUN_UPSERT, row)
@@ -450,7 +450,7 @@ def _write_entity(db: Session, eco: str, entity: EntityItem, now: str) -> None:
         "entity_type": entity.entity_type,
         "entity_name": entity.entity_name,
     }
-    props = redact(json.dumps(entity.properties, sort_keys=True, ensure_ascii=False))
+    props = redact(json.dumps(redact_data(entity.properties), sort_keys=True, ensure_ascii=False))
     row = {"ecosystem": eco, **_masked(key), "properties": props, "now": now}
     db.run(_ENTITY_ARCHIVE, row)
     extra = {"source": entity.source, "source_type": entity.source_type}

@@ -1,15 +1,16 @@
 """``type = "query"``: send the rendered prompt to a role (or one backend).
 
 With ``output_schema`` the answer's JSON is taken from the whole text, else the first
-```json fenced block, else the first balanced ``{…}``/``[…]``, and validated; a mismatch
-fails the step with the schema error. The answer is data: it is never rendered.
+```json fenced block, else the first balanced ``{…}``/``[…]`` (the rules of
+:mod:`llm_mux.answer_json`, shared with store and apply), and validated; a mismatch fails
+the step with the schema error. With a parallel role each backend's answer is validated on
+its own: one that does not match counts as that backend's failure toward ``min_success``, and
+``json`` is the list of the documents in role order. The answer is data: it is never rendered.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import did_you_mean
@@ -19,50 +20,12 @@ from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepO
 if TYPE_CHECKING:
     from llm_mux.workflow.model import QueryStep, Step
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*json[ \t]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
-_MAX_CANDIDATES = 200
-_NO_JSON = object()
-
 
 def extract_json(text: str) -> Any:
-    """The JSON an answer holds (see the module docstring); raises ValueError if none."""
-    for candidate in _candidates(text):
-        return candidate
-    raise ValueError("the answer holds no JSON")
+    """The JSON an answer holds (see :mod:`llm_mux.answer_json`); raises ValueError if none."""
+    from llm_mux.answer_json import extract
 
-
-def _candidates(text: str) -> Iterator[Any]:
-    stripped = text.strip()
-    value = _loads(stripped)
-    if value is not _NO_JSON:
-        yield value
-    for match in _FENCE.finditer(text):
-        value = _loads(match.group(1).strip())
-        if value is not _NO_JSON:
-            yield value
-            return
-    yield from _balanced(text)
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return _NO_JSON
-
-
-def _balanced(text: str) -> Iterator[Any]:
-    decoder = json.JSONDecoder()
-    starts = (m.start() for m in re.finditer(r"[{\[]", text))
-    for attempt, start in enumerate(starts):
-        if attempt >= _MAX_CANDIDATES:
-            return
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        yield value
-        return
+    return extract(text)
 
 
 def check_schema(schema: dict[str, Any]) -> str | None:
@@ -114,7 +77,7 @@ class QueryKind:
 
     async def run(self, ctx: StepContext) -> StepOutput:
         step: QueryStep = ctx.step  # type: ignore[assignment]
-        prompt = ctx.render(step.prompt, "prompt")
+        prompt = await ctx.render(step.prompt, "prompt")
         mux = await ctx.services.multiplexer()
         listener = ctx.services.backend_listener(ctx.step.name, _item_of(ctx))
         if step.role is not None:
@@ -131,14 +94,9 @@ class QueryKind:
 
 
 def _output(step: QueryStep, result: Any, request: QueryRequest) -> StepOutput:
-    out = StepOutput(
-        output=result.output,
-        outputs=list(result.outputs),
-        backend=result.backend,
-        backends=list(result.backends),
-        usage=dict(result.usage) if result.usage else None,
-        request=request,
-    )
+    if step.output_schema is not None and result.execution == "parallel":
+        return _parallel_output(step.output_schema, result, request)
+    out = _plain_output(result, request)
     if step.output_schema is not None:
         try:
             out.json, out.has_json = validate_answer(out.output, step.output_schema), True
@@ -146,6 +104,44 @@ def _output(step: QueryStep, result: Any, request: QueryRequest) -> StepOutput:
             exc.partial = out
             raise
     return out
+
+
+def _parallel_output(schema: dict[str, Any], result: Any, request: QueryRequest) -> StepOutput:
+    """Each answer checked against ``schema``; a mismatch is that backend's failure."""
+    from llm_mux.errors import ParseError
+
+    documents: dict[str, Any] = {}
+    outcomes = []
+    for outcome in result.outcomes:
+        if outcome.ok:
+            try:
+                documents[outcome.backend] = validate_answer(outcome.output, schema)
+            except StepFailed as exc:
+                error = ParseError(exc.message, backend=outcome.backend)
+                outcome = replace(outcome, response=None, error=error)
+        outcomes.append(outcome)
+    checked = replace(result, outcomes=outcomes)
+    out = _plain_output(checked, request)
+    if not checked.ok:
+        order = [o.backend for o in outcomes]
+        message = (
+            f"{len(checked.successes)} of {len(outcomes)} answers match output_schema, "
+            f"fewer than min_success = {checked.min_success}"
+        )
+        raise StepFailed("\n".join([message, *checked.failure_lines(order)]), partial=out)
+    out.json, out.has_json = [documents[name] for name in checked.backends], True
+    return out
+
+
+def _plain_output(result: Any, request: QueryRequest) -> StepOutput:
+    return StepOutput(
+        output=result.output,
+        outputs=list(result.outputs),
+        backend=result.backend,
+        backends=list(result.backends),
+        usage=dict(result.usage) if result.usage else None,
+        request=request,
+    )
 
 
 def _item_of(ctx: StepContext) -> int | None:
