@@ -62,3 +62,32 @@ def test_every_result_answers_resumed() -> None:
     assert again.resumed is False
     again.extra["resumed"] = True
     assert again.resumed is True and step_document(again)["resumed"] is True
+
+
+def test_a_runaway_template_cannot_hold_the_hash() -> None:
+    """Hashing renders under the run's budget: cancelled, it stops instead of looping on."""
+    import asyncio
+    import time
+
+    from llm_mux.memory.ledger import Ledger
+    from llm_mux.workflow.resume import Journal
+
+    step = ShellStep(
+        name="s",
+        type="shell",
+        run="{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+    )
+    journal = Journal(Ledger(None, "me", 30), "r", {}, Path.cwd(), {})  # type: ignore[arg-type]
+
+    async def main() -> float:
+        task = asyncio.ensure_future(journal.reuse(step, {}))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 2

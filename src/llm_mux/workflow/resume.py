@@ -68,11 +68,18 @@ class Journal:
 
     # --- reuse ---
 
-    def reuse(
+    async def reuse(
         self, step: Step, context: Mapping[str, Any], item: int = WHOLE_STEP, allow: bool = True
     ) -> StepResult | None:
-        """The recorded result when ``step`` (``item``) succeeded with these same inputs."""
-        digest = input_hash(step, context, self.backends.get(step.name), item)
+        """The recorded result when ``step`` (``item``) succeeded with these same inputs.
+
+        The templates render under the same budget as the step's own rendering: off the event
+        loop when slow, stopped when the run is cancelled.
+        """
+        from llm_mux.templates.budget import render_off_loop
+
+        backends = self.backends.get(step.name)
+        digest = await render_off_loop(lambda: input_hash(step, context, backends, item))
         self.hashes[(step.name, item)] = digest
         found = self.recorded.get((step.name, item)) if allow else None
         if found is None or found.status != "success" or found.input_hash != digest:

@@ -267,13 +267,15 @@ class Runner:
 
     # --- resumed runs (see workflow.resume) ---
 
-    def _reuse(self, step: Step, context: Mapping[str, Any], item: int = -1) -> StepResult | None:
+    async def _reuse(
+        self, step: Step, context: Mapping[str, Any], item: int = -1
+    ) -> StepResult | None:
         """A recorded result to reuse, unless a dependency ran again (then this step must)."""
         journal = self.options.journal
         if journal is None:
             return None
         fresh_inputs = any(name in self._ran for name in step.depends_on)
-        return journal.reuse(step, context, item, allow=not fresh_inputs)  # type: ignore[no-any-return]
+        return await journal.reuse(step, context, item, allow=not fresh_inputs)  # type: ignore[no-any-return]
 
     def _record(self, step: str, result: StepResult, item: int = -1) -> None:
         if self.options.journal is not None:
@@ -290,7 +292,7 @@ class Runner:
         try:
             if step.when is not None and not self._condition(step, context):
                 return skipped_result(step.name)
-            reused = self._reuse(step, context)
+            reused = await self._reuse(step, context)
             if reused is not None:
                 return reused
             self._ran.add(step.name)
@@ -387,7 +389,7 @@ class Runner:
     ) -> StepResult:
         started = time.monotonic()
         item_context = with_item(context, items[index], index, len(items))
-        reused = self._reuse(step, item_context, index)
+        reused = await self._reuse(step, item_context, index)
         if reused is not None:
             return reused
         result = await self._attempts(step, item_context, label, index)
