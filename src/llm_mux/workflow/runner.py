@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from llm_mux.workflow.validate import Plan
 
 log = get_logger("workflow")
-StepState = Literal["running", "retrying", "done", "failed", "skipped", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,7 @@ class Services:
     ecosystem: Any = None
     listener: Listener | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
     _mux: Any = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -111,6 +111,11 @@ class Services:
                 )
 
         return forward
+
+    def warn(self, step: str, message: str) -> None:
+        self.warnings.setdefault(step, []).append(message)
+        if self.listener is not None:
+            self.listener(StepEvent(step, "failed", 0, message))
 
     async def close(self) -> None:
         mux, self._mux = self._mux, None
@@ -187,12 +192,15 @@ class Runner:
                 continue
             if step.name in self._started:
                 result = StepResult(step.name, "cancelled")
-                result.error = f"cancelled: {reason}"
+                result.error = "; ".join([f"cancelled: {reason}", *self._warnings(step.name)])
                 result.duration_ms = _ms_since(self._started[step.name], now)
                 self._emit(step.name, "cancelled", result.duration_ms, result.error)
             else:
                 result = skipped_result(step.name)
             self.results[step.name] = result
+
+    def _warnings(self, step: str) -> list[str]:
+        return self.services.warnings.get(step, [])
 
     def _final_output(self) -> tuple[str, str | None]:
         ran = [self.results[s.name] for s in self.plan.steps]

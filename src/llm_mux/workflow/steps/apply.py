@@ -17,12 +17,10 @@ loop thread on purpose: a write is never left running in a thread after a cancel
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from llm_mux.errors import ApplyError, InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
-from llm_mux.secrets import redact
 from llm_mux.workflow.steps.apply_support import (
     ERROR_TAIL,
     ApplyState,
@@ -160,7 +158,10 @@ class _Session:
         except StepFailed as undo:
             if isinstance(exc, Exception):
                 raise undo from exc
-            sys.stderr.write(f"llm-mux: step '{self.ctx.label}': {redact(undo.message)}\n")
+            name, label = self.ctx.step.name, self.ctx.label
+            self.ctx.services.warn(
+                name, undo.message if label == name else f"{label}: {undo.message}"
+            )
 
     def _verify_failed(self, result: VerifyResult) -> StepFailed:
         attempts = self.state.attempts

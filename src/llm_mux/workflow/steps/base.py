@@ -85,6 +85,11 @@ class Services(Protocol):
         """A listener that reports a step's backend events to the renderer."""
         ...
 
+    def warn(self, step: str, message: str) -> None:
+        """Report a failure that cannot be raised (the step is being cancelled): it goes to
+        the renderer at once and into the step's result."""
+        ...
+
 
 @dataclass
 class StepContext:
