@@ -6,9 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from llm_mux.workflow.steps import available
 from tests.fakes.wf_project import document, write_config, write_workflow
 
 QUICK_START_REVIEW = '''name = "review"
@@ -252,8 +249,6 @@ def test_parallel_analysis(cli, tmp_path: Path) -> None:
 
 
 def test_fix_with_verification(cli, tmp_path: Path) -> None:
-    if not available("apply"):
-        pytest.skip("the apply step kind is not installed")
     write_workflow(Path.cwd(), "fix", FIX_WITH_VERIFICATION)
     Path("bug.txt").write_text("a bug here\n")
     bin_dir = tmp_path / "bin"
@@ -286,8 +281,6 @@ def test_discovery(cli, tmp_path: Path, isolated_home: Path) -> None:
     checked = cli("validate", "discover", "--config", str(config), cwd=project)
     assert checked.exit_code == 0, checked.stderr
     assert 'timeout = 180 looks like seconds; timeouts are in ms, write "180s"' in checked.stderr
-    if not available("store"):
-        pytest.skip("the store step kind is not installed")
     result = cli("run", "discover", "-o", "json", "--config", str(config), cwd=project)
     assert result.exit_code == 0, result.stderr
     doc = document(result.stdout)

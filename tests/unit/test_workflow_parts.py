@@ -161,10 +161,9 @@ def test_wrap_passes_the_command_as_one_argument() -> None:
 
 
 def test_step_kind_registry() -> None:
-    from llm_mux.workflow.steps import KINDS, KindUnavailable, available, get_kind
+    from llm_mux.workflow.steps import KINDS, get_kind
 
     assert {"shell", "query", "input", "apply", "store"} <= set(KINDS)
-    assert available("shell") and get_kind("shell") is get_kind("shell")
-    assert not available("teleport")
-    with pytest.raises(KindUnavailable, match="step type 'teleport' is not available"):
+    assert get_kind("shell") is get_kind("shell")
+    with pytest.raises(KeyError, match="teleport"):
         get_kind("teleport")

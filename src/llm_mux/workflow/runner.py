@@ -31,7 +31,7 @@ from llm_mux.workflow.results import (
     set_request,
     skipped_result,
 )
-from llm_mux.workflow.steps import KindUnavailable, get_kind
+from llm_mux.workflow.steps import get_kind
 from llm_mux.workflow.steps.base import Ask, StepContext, StepFailed, StepOutput
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ class Runner:
     async def _attempts(
         self, step: Step, context: dict[str, Any], label: str, item: int | None
     ) -> StepResult:
-        kind = _kind(step)
+        kind = get_kind(step.type)
         failure = StepFailed("not run")
         for attempt in range(step.retries + 1):
             if attempt:
@@ -352,13 +352,6 @@ class Runner:
     ) -> None:
         if self.options.listener is not None:
             self.options.listener(StepEvent(step, state, elapsed_ms, detail, None, item))
-
-
-def _kind(step: Step) -> Any:
-    try:
-        return get_kind(step.type)
-    except KindUnavailable as exc:
-        raise StepFailed(str(exc), retryable=False) from None
 
 
 def _succeeded(label: str, out: StepOutput) -> StepResult:

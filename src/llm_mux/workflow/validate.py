@@ -247,11 +247,9 @@ class _Checker:
             self.add(exc.message, step, key)
 
     def _kind_checks(self, step: Step) -> None:
-        from llm_mux.workflow.steps import available, get_kind
+        from llm_mux.workflow.steps import get_kind
         from llm_mux.workflow.steps.base import CheckEnv
 
-        if not available(step.type):
-            return
         env = CheckEnv(self.workflow, self.config, self.team)
         for key, problem in get_kind(step.type).check(step, env):
             self.add(problem, step, key)

@@ -1,14 +1,13 @@
 """The step-kind registry: type name → the module that implements it.
 
 A kind lives in its own module exposing ``KIND`` (a :class:`~.base.StepKind`); modules are
-imported on first use, so a workflow of shell steps never imports the HTTP stack. A type
-whose module is not installed gives a clear error instead of an ImportError.
+imported on first use, so a workflow of shell steps never imports the HTTP stack. A module
+that fails to import fails the run loudly with its own error.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import cast
 
 from llm_mux.workflow.steps.base import StepKind
@@ -24,24 +23,10 @@ KINDS: dict[str, str] = {
 _loaded: dict[str, StepKind] = {}
 
 
-class KindUnavailable(LookupError):
-    """A step type exists in the schema but its implementation is not available."""
-
-
-def available(kind: str) -> bool:
-    """True when ``kind``'s module can be imported."""
-    module = KINDS.get(kind)
-    return module is not None and importlib.util.find_spec(module) is not None
-
-
 def get_kind(kind: str) -> StepKind:
-    """The implementation of ``kind``; :class:`KindUnavailable` when there is none."""
+    """The implementation of ``kind`` (one of :data:`KINDS`, as the step model ensures)."""
     found = _loaded.get(kind)
-    if found is not None:
-        return found
-    if not available(kind):
-        raise KindUnavailable(f"step type '{kind}' is not available in this installation")
-    module = importlib.import_module(KINDS[kind])
-    found = cast(StepKind, module.KIND)
-    _loaded[kind] = found
+    if found is None:
+        module = importlib.import_module(KINDS[kind])
+        found = _loaded[kind] = cast(StepKind, module.KIND)
     return found
