@@ -31,6 +31,7 @@ __all__ = [
     "check_shell_template",
     "check_syntax",
     "evaluate",
+    "is_plain",
     "prepare_shell",
     "render",
     "shell_escape",

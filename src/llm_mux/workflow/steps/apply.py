@@ -21,20 +21,19 @@ from typing import TYPE_CHECKING, Any, cast
 
 from llm_mux.errors import ApplyError, InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
-from llm_mux.workflow.steps.apply_support import (
-    ERROR_TAIL,
-    ApplyState,
+from llm_mux.workflow.steps.apply_support import ERROR_TAIL, ApplyState, check_apply
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.verify import (
     VerifyCommand,
-    check_apply,
-    custom_retry_prompt,
+    VerifyResult,
     describe_exit,
+    retry_prompt,
     tail,
     verify_command,
 )
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
 
 if TYPE_CHECKING:
-    from llm_mux.apply import Edit, Transaction, VerifyResult
+    from llm_mux.apply import Edit, Transaction
     from llm_mux.workflow.model import ApplyStep, Step
     from llm_mux.workflow.results import QueryRequest, StepResult
 
@@ -233,12 +232,8 @@ class _Session:
         return self._parse(self.answer)
 
     def _retry_prompt(self, original: str, verify_output: str) -> str:
-        from llm_mux.apply import retry_prompt
-
         template = self.step.verify_retry_prompt
-        if template is None:
-            return retry_prompt(original, self.answer, verify_output, None)
-        return custom_retry_prompt(self.ctx, template, original, self.answer, verify_output)
+        return retry_prompt(self.ctx.context, template, original, self.answer, verify_output)
 
     async def _ask(self, request: QueryRequest, prompt: str) -> str:
         services = self.ctx.services

@@ -1,4 +1,4 @@
-"""Pieces of the apply step kind: its static checks, the verify command, the result state.
+"""Pieces of the apply step kind: its static checks and the result state.
 
 Kept apart from :mod:`.apply` so the control flow there (apply, verify, roll back, ask
 again) reads in one screen.
@@ -6,25 +6,19 @@ again) reads in one screen.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_mux.apply import VerifyResult
 from llm_mux.errors import ApplyError
-from llm_mux.secrets import redact
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
-from llm_mux.workflow.steps.shell import prepare, run_script
+from llm_mux.workflow.steps.base import CheckEnv, StepOutput
+from llm_mux.workflow.steps.verify import VerifyResult, describe_exit
 
 if TYPE_CHECKING:
-    from llm_mux.templates import ShellScript
     from llm_mux.workflow.model import ApplyStep
 
-OUTPUT_TAIL = 10_000  # characters of verify output kept (the end is where failures are)
 ERROR_TAIL = 2_000  # characters of verify output quoted in the step's error
 _STATIC_ROOT = Path("/nonexistent-llm-mux-project")  # lexical path checks before any run
-_ORIGINAL_PROMPT = re.compile(r"\boriginal_prompt\b")
 
 
 # --- static checks --------------------------------------------------------------------------
@@ -90,87 +84,6 @@ def retry_problems(step: ApplyStep, env: CheckEnv) -> list[tuple[str, str]]:
             )
         )
     return problems
-
-
-# --- verify ---------------------------------------------------------------------------------
-
-
-@dataclass
-class VerifyCommand:
-    """The prepared verify script and the text it was written as (for messages)."""
-
-    script: ShellScript
-    text: str
-
-    async def run(self, ctx: StepContext) -> VerifyResult:
-        """Run in the project directory; a command that cannot run is a failed verify."""
-        try:
-            outcome = await run_script(ctx, self.script)
-        except StepFailed as exc:
-            return VerifyResult(False, -1, redact(exc.message))
-        output = tail(combined(outcome.stdout, outcome.stderr), OUTPUT_TAIL)
-        return VerifyResult(outcome.exit_code == 0, outcome.exit_code, redact(output))
-
-    def cleanup(self) -> None:
-        self.script.cleanup()
-
-
-def verify_command(ctx: StepContext, step: ApplyStep) -> VerifyCommand | None:
-    """The step's ``verify`` (rendered for the shell), else the team's, else none.
-
-    ``verify = ""`` turns verification off, also when a team names a command.
-    """
-    from llm_mux.templates import ShellScript
-
-    if step.verify is not None:
-        if not step.verify.strip():
-            return None
-        return VerifyCommand(prepare(ctx, step.verify, "verify"), step.verify)
-    team = ctx.services.team
-    command = team.verify if team is not None else None
-    if not command or not command.strip():
-        return None
-    return VerifyCommand(ShellScript(command), command)  # config text, not a template
-
-
-def combined(stdout: bytes, stderr: bytes) -> str:
-    parts = [data.decode("utf-8", "replace").rstrip("\n") for data in (stdout, stderr) if data]
-    return "\n".join(parts)
-
-
-def tail(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "…" + text[-limit:]
-
-
-def describe_exit(result: VerifyResult) -> str:
-    code = result.exit_code
-    if code > 0:
-        return f"exit code {code}"
-    return "did not finish" if code == -1 else f"killed by signal {-code}"
-
-
-# --- retry prompt ---------------------------------------------------------------------------
-
-
-def custom_retry_prompt(
-    ctx: StepContext, template: str, original: str, edits: str, verify_output: str
-) -> str:
-    """``verify_retry_prompt`` rendered with ``verify_output``, ``edits``, ``original_prompt``.
-
-    A template that uses ``original_prompt`` is the whole prompt; otherwise it follows the
-    original prompt, as the default text does.
-    """
-    from llm_mux.templates import render
-
-    values = {
-        "verify_output": verify_output.strip() or "(no output)",
-        "edits": edits.strip(),
-        "original_prompt": original,
-    }
-    body = render(template, {**ctx.context, **values}, where="verify_retry_prompt").strip()
-    if _ORIGINAL_PROMPT.search(template):
-        return body + "\n"
-    return f"{original.rstrip()}\n\n{body}\n"
 
 
 # --- result ---------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from llm_mux.workflow.model import Step
 
 _NEWLINES = b"\r\n"
-_JINJA_MARKERS = ("{{", "{%", "{#")
 
 
 def stdout_text(data: bytes) -> str:
@@ -45,9 +44,9 @@ def wrap(argv: tuple[str, ...], wrapper: str | None) -> tuple[str, ...]:
 
 def prepare(ctx: StepContext, template: str, field_name: str) -> ShellScript:
     """Render a shell template of the step; a NUL byte in a value names the step."""
-    from llm_mux.templates import ShellScript, prepare_shell
+    from llm_mux.templates import ShellScript, is_plain, prepare_shell
 
-    if any(marker in template for marker in _JINJA_MARKERS):
+    if not is_plain(template):
         script = prepare_shell(template, ctx.context, where=ctx.where(field_name))
     else:  # literal shell text renders as itself: skip the renderer on the hot path
         script = ShellScript(template)
