@@ -273,7 +273,7 @@ class Runner:
     async def _attempts(
         self, step: Step, context: dict[str, Any], label: str, item: int | None
     ) -> StepResult:
-        kind = get_kind(step.type)
+        kind = get_kind(step)
         failure = StepFailed("not run")
         for attempt in range(step.retries + 1):
             if attempt:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from llm_mux.errors import LlmMuxError, WorkflowError, did_you_mean
 from llm_mux.workflow.dag import Graph
 from llm_mux.workflow.durations import looks_like_seconds
-from llm_mux.workflow.model import Issue, Locator, Step, Workflow
+from llm_mux.workflow.model import ApplyStep, Issue, Locator, Step, Workflow
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
@@ -190,9 +190,8 @@ class _Checker:
         for key, expr in (("if", step.when), ("for_each", step.for_each)):
             if expr is not None:
                 yield key, self._refs(expr, step.name, key, expression=True)
-        source = getattr(step, "source_step", None)
-        if isinstance(source, str):
-            yield "source", {source}
+        if isinstance(step, ApplyStep) and step.source_step is not None:
+            yield "source", {step.source_step}
 
     def _refs(self, text: str, step: str | None, key: str, *, expression: bool = False) -> set[str]:
         from llm_mux.templates import step_references
@@ -251,7 +250,7 @@ class _Checker:
         from llm_mux.workflow.steps.base import CheckEnv
 
         env = CheckEnv(self.workflow, self.config, self.team)
-        for key, problem in get_kind(step.type).check(step, env):
+        for key, problem in get_kind(step).check(step, env):
             self.add(problem, step, key)
 
     # --- header and config ---

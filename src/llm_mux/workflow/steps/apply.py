@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from llm_mux.errors import ApplyError, InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
 from llm_mux.workflow.steps.apply_support import ERROR_TAIL, ApplyState, check_apply
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 from llm_mux.workflow.steps.verify import (
     VerifyCommand,
     VerifyResult,
@@ -52,11 +52,11 @@ def run_lock(services: Any) -> asyncio.Lock:
 class ApplyKind:
     """The apply step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
-        return check_apply(cast("ApplyStep", step), env)
+    def check(self, step: ApplyStep, env: CheckEnv) -> list[tuple[str, str]]:
+        return check_apply(step, env)
 
-    async def run(self, ctx: StepContext) -> StepOutput:
-        session = _Session(ctx, cast("ApplyStep", ctx.step))
+    async def run(self, ctx: StepContext[ApplyStep]) -> StepOutput:
+        session = _Session(ctx)
         try:
             return await session.run()
         except StepFailed:
@@ -71,8 +71,8 @@ class ApplyKind:
 class _Session:
     """One execution of an apply step: its attempts and what they did."""
 
-    def __init__(self, ctx: StepContext, step: ApplyStep) -> None:
-        self.ctx, self.step = ctx, step
+    def __init__(self, ctx: StepContext[ApplyStep]) -> None:
+        self.ctx, self.step = ctx, ctx.step
         self.state = ApplyState()
         self.lock = run_lock(ctx.services)
         self.answer = ""  # the text the current edits were parsed from
@@ -260,9 +260,9 @@ def _undone(state: ApplyState) -> str:
     return "the edits were kept (rollback_on_failure = false)"
 
 
-def _item_of(ctx: StepContext) -> int | None:
+def _item_of(ctx: StepContext[Step]) -> int | None:
     loop = ctx.context.get("loop")
     return loop.get("index0") if isinstance(loop, dict) else None
 
 
-KIND = ApplyKind()
+KIND: StepKind[ApplyStep] = ApplyKind()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from llm_mux.errors import StepError
 
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from llm_mux.events import BackendEvent
     from llm_mux.workflow.model import Step, Workflow
     from llm_mux.workflow.results import QueryRequest, StepResult
+
+S_co = TypeVar("S_co", bound="Step", covariant=True)
+S_contra = TypeVar("S_contra", bound="Step", contravariant=True)
 
 Ask = Callable[[str, Sequence[str], str | None], Awaitable[str | None]]
 """Ask the user (prompt, options, default) → answer; None when the run is not interactive."""
@@ -91,11 +94,11 @@ class Services(Protocol):
         ...
 
 
-@dataclass
-class StepContext:
+@dataclass(frozen=True)
+class StepContext(Generic[S_co]):
     """One execution of one step: its model, its template context, the run's services."""
 
-    step: Step
+    step: S_co
     workflow: Workflow
     services: Services
     context: dict[str, Any]
@@ -113,13 +116,13 @@ class StepContext:
         return render(template, self.context, where=self.where(field_name))
 
 
-class StepKind(Protocol):
-    """A step type: a static check and one execution."""
+class StepKind(Protocol[S_contra]):
+    """A step type over its model: a static check and one execution."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+    def check(self, step: S_contra, env: CheckEnv) -> list[tuple[str, str]]:
         """Problems ``validate`` reports for this step, as (field, message) pairs."""
         ...
 
-    async def run(self, ctx: StepContext) -> StepOutput:
+    async def run(self, ctx: StepContext[S_contra]) -> StepOutput:
         """Execute once; raise :class:`StepFailed` on failure."""
         ...

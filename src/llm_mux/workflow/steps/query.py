@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import did_you_mean
 from llm_mux.workflow.results import QueryRequest
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.workflow.model import QueryStep, Step
@@ -99,8 +99,7 @@ def validate_answer(text: str, schema: dict[str, Any]) -> Any:
 class QueryKind:
     """The query step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
-        query: QueryStep = step  # type: ignore[assignment]
+    def check(self, query: QueryStep, env: CheckEnv) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if query.backend is not None and query.backend not in env.config.backends:
             problems.append(("backend", _unknown("backend", query.backend, env.config.backends)))
@@ -112,8 +111,8 @@ class QueryKind:
                 problems.append(("output_schema", problem))
         return problems
 
-    async def run(self, ctx: StepContext) -> StepOutput:
-        step: QueryStep = ctx.step  # type: ignore[assignment]
+    async def run(self, ctx: StepContext[QueryStep]) -> StepOutput:
+        step = ctx.step
         prompt = ctx.render(step.prompt, "prompt")
         mux = await ctx.services.multiplexer()
         listener = ctx.services.backend_listener(ctx.step.name, _item_of(ctx))
@@ -148,7 +147,7 @@ def _output(step: QueryStep, result: Any, request: QueryRequest) -> StepOutput:
     return out
 
 
-def _item_of(ctx: StepContext) -> int | None:
+def _item_of(ctx: StepContext[Step]) -> int | None:
     loop = ctx.context.get("loop")
     return loop.get("index0") if isinstance(loop, dict) else None
 
@@ -187,4 +186,4 @@ def _role_problems(step: QueryStep, env: CheckEnv) -> list[tuple[str, str]]:
     return []
 
 
-KIND = QueryKind()
+KIND: StepKind[QueryStep] = QueryKind()

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llm_mux.errors import StoreError
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.workflow.model import Step, StoreStep
 
 
-def ecosystem_name(ctx: StepContext) -> str | None:
+def ecosystem_name(ctx: StepContext[Step]) -> str | None:
     """The detected (or forced) ecosystem of this run, if any."""
     detected = getattr(ctx.services, "ecosystem", None)
     return getattr(detected, "name", None)
@@ -25,13 +25,13 @@ def ecosystem_name(ctx: StepContext) -> str | None:
 class StoreKind:
     """The store step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+    def check(self, step: StoreStep, env: CheckEnv) -> list[tuple[str, str]]:
         return []
 
-    async def run(self, ctx: StepContext) -> StepOutput:
+    async def run(self, ctx: StepContext[StoreStep]) -> StepOutput:
         from llm_mux.memory import MemoryStore
 
-        step: StoreStep = ctx.step  # type: ignore[assignment]
+        step = ctx.step
         text = ctx.render(step.prompt, "prompt")
         ecosystem = ecosystem_name(ctx)
         store = MemoryStore.for_ecosystem(ecosystem)
@@ -48,4 +48,4 @@ class StoreKind:
         return StepOutput(output=f"stored {counts}", json=summary, has_json=True)
 
 
-KIND = StoreKind()
+KIND: StepKind[StoreStep] = StoreKind()

@@ -17,7 +17,7 @@ from llm_mux.workflow.steps.shell import prepare, run_script
 
 if TYPE_CHECKING:
     from llm_mux.templates import ShellScript
-    from llm_mux.workflow.model import ApplyStep
+    from llm_mux.workflow.model import ApplyStep, Step
 
 OUTPUT_TAIL = 10_000  # characters of verify output kept (the end is where failures are)
 _ORIGINAL_PROMPT = re.compile(r"\boriginal_prompt\b")
@@ -51,7 +51,7 @@ class VerifyCommand:
     script: ShellScript
     text: str
 
-    async def run(self, ctx: StepContext) -> VerifyResult:
+    async def run(self, ctx: StepContext[Step]) -> VerifyResult:
         """Run in the project directory; a command that cannot run is a failed verify."""
         try:
             outcome = await run_script(ctx, self.script)
@@ -64,7 +64,7 @@ class VerifyCommand:
         self.script.cleanup()
 
 
-def verify_command(ctx: StepContext, step: ApplyStep) -> VerifyCommand | None:
+def verify_command(ctx: StepContext[Step], step: ApplyStep) -> VerifyCommand | None:
     """The step's ``verify`` (rendered for the shell), else the team's, else none.
 
     ``verify = ""`` turns verification off, also when a team names a command.
