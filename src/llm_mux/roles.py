@@ -371,9 +371,8 @@ def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
     return Unavailable(exc.message, backend=backend, not_found=True)
 
 
-def _attempts(exc: BaseException) -> int:
-    attempts = getattr(exc, "attempts", 1)
-    return attempts if isinstance(attempts, int) and attempts > 0 else 1
+def _attempts(exc: BackendError | ConfigError) -> int:
+    return exc.attempts if isinstance(exc, BackendError) else 1
 
 
 def _ms_since(started: float) -> int:

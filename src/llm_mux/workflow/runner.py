@@ -36,7 +36,9 @@ from llm_mux.workflow.steps.base import Ask, StepContext, StepFailed, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
+    from llm_mux.ecosystems import Detected
     from llm_mux.events import BackendEvent
+    from llm_mux.roles import Multiplexer
     from llm_mux.workflow.model import Step, Workflow
     from llm_mux.workflow.validate import Plan
 
@@ -82,14 +84,14 @@ class Services:
     team: Team | None
     max_output: int
     ask: Ask | None = None
-    ecosystem: Any = None
+    ecosystem: Detected | None = None
     listener: Listener | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
-    _mux: Any = None
+    _mux: Multiplexer | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def multiplexer(self) -> Any:
+    async def multiplexer(self) -> Multiplexer:
         async with self._lock:
             if self._mux is None:
                 from llm_mux.roles import Multiplexer
@@ -97,7 +99,7 @@ class Services:
                 mux = Multiplexer(self.config, team=self.team, cwd=self.project_dir)
                 await mux.__aenter__()
                 self._mux = mux
-        return self._mux
+            return self._mux
 
     def backend_listener(
         self, step: str, item: int | None = None

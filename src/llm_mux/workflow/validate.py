@@ -10,7 +10,7 @@ warnings for likely mistakes. A run starts only from a clean :class:`Report`, an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -239,9 +239,11 @@ class _Checker:
             if expr is not None:
                 self._template_check(templates.check_expression, expr, step, key)
 
-    def _template_check(self, checker: object, text: str, step: Step | None, key: str) -> None:
+    def _template_check(
+        self, checker: Callable[..., object], text: str, step: Step | None, key: str
+    ) -> None:
         try:
-            checker(text, where=key)  # type: ignore[operator]
+            checker(text, where=key)
         except LlmMuxError as exc:
             self.add(exc.message, step, key)
 

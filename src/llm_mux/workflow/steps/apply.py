@@ -244,6 +244,7 @@ class _Session:
             if request.role is not None:
                 result = await mux.call_role(request.role, prompt, listener=listener)
             else:
+                assert request.backend is not None  # a query names a role or a backend
                 result = await mux.call_backend(request.backend, prompt, listener=listener)
         except LlmMuxError as exc:
             who = f"role '{request.role}'" if request.role else f"backend '{request.backend}'"

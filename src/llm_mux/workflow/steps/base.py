@@ -17,7 +17,9 @@ from llm_mux.errors import StepError
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
+    from llm_mux.ecosystems import Detected
     from llm_mux.events import BackendEvent
+    from llm_mux.roles import Multiplexer
     from llm_mux.workflow.model import Step, Workflow
     from llm_mux.workflow.results import QueryRequest, StepResult
 
@@ -75,10 +77,10 @@ class Services(Protocol):
     team: Team | None
     max_output: int  # bytes, from defaults.max_output_mb
     ask: Ask | None
-    ecosystem: Any  # the detected ecosystem (llm_mux.ecosystems.Detected) or None
+    ecosystem: Detected | None  # the detected (or forced) ecosystem
     extras: dict[str, Any]  # per-run state a step kind may keep (e.g. an apply lock)
 
-    async def multiplexer(self) -> Any:
+    async def multiplexer(self) -> Multiplexer:
         """The run's one Multiplexer (created on first use, closed when the run ends)."""
         ...
 

@@ -125,6 +125,7 @@ class QueryKind:
                 listener=listener,
             )
         else:
+            assert step.backend is not None  # the model holds exactly one of role and backend
             result = await mux.call_backend(step.backend, prompt, listener=listener)
         return _output(step, result, QueryRequest(prompt, step.role, step.backend))
 

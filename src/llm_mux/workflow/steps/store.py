@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 def ecosystem_name(ctx: StepContext[Step]) -> str | None:
     """The detected (or forced) ecosystem of this run, if any."""
-    detected = getattr(ctx.services, "ecosystem", None)
-    return getattr(detected, "name", None)
+    detected = ctx.services.ecosystem
+    return detected.name if detected is not None else None
 
 
 class StoreKind:
