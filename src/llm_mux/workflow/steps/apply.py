@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from llm_mux.errors import ApplyError, InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
-from llm_mux.workflow.steps.apply_support import ERROR_TAIL, ApplyState, check_apply
+from llm_mux.workflow.steps.apply_checks import check_apply
+from llm_mux.workflow.steps.apply_state import ERROR_TAIL, ApplyState
 from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 from llm_mux.workflow.steps.verify import (
     VerifyCommand,
