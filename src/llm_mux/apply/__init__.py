@@ -11,6 +11,7 @@ A step uses it as::
 
 from __future__ import annotations
 
+from llm_mux.apply.confine import PathRefused
 from llm_mux.apply.edits import (
     Edit,
     EditParseError,
@@ -21,15 +22,8 @@ from llm_mux.apply.edits import (
     edits_from_inline,
     parse_edits,
 )
-from llm_mux.apply.patch import (
-    FileChange,
-    MatchError,
-    PathRefused,
-    Plan,
-    apply_edits,
-    apply_plan,
-    plan_edits,
-)
+from llm_mux.apply.matching import MatchError
+from llm_mux.apply.patch import FileChange, Plan, apply_edits, apply_plan, plan_edits
 from llm_mux.apply.rollback import RollbackError, Snapshot, Transaction
 
 __all__ = [

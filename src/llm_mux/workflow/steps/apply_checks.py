@@ -30,7 +30,7 @@ def check_apply(step: ApplyStep, env: CheckEnv) -> list[tuple[str, str]]:
 def inline_problems(step: ApplyStep) -> list[tuple[str, str]]:
     """Malformed inline edits, and paths that are refused whatever the project holds."""
     from llm_mux.apply import Replace, edits_from_inline
-    from llm_mux.apply.patch import confine
+    from llm_mux.apply.confine import confine
 
     try:
         edits = edits_from_inline(step.edits or [])
