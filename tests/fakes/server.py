@@ -37,6 +37,7 @@ class Reply:
     delay: float = 0.0  # seconds before answering
     hang: bool = False  # never answer
     drop: bool = False  # close the connection without an answer
+    cut: bool = False  # stream: close the connection before the stream's end marker
     content_type: str = "application/json"
 
 
@@ -71,6 +72,11 @@ def html(status: int = 200) -> Reply:
 
 def drop() -> Reply:
     return Reply(drop=True)
+
+
+def cut(text: str | None = None) -> Reply:
+    """A stream cut short: every event but the end marker ([DONE], message_stop, done)."""
+    return Reply(text=text, cut=True)
 
 
 @dataclass
@@ -255,6 +261,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Connection", "close")
         self.end_headers()
+        if reply.cut:
+            lines = lines[:-1]
         for line in lines:
             self.wfile.write(line.encode())
             self.wfile.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.backends.base import Request, Usage
-from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error
+from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error, truncated
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -80,6 +80,8 @@ class AnthropicBackend(HttpBackend):
                 parts.append(piece)
             elif kind == "message_stop":
                 break
+        else:
+            raise truncated(response, "message_stop", backend=self.name)
         return "".join(parts), Usage(tokens_in, tokens_out)
 
 

@@ -10,7 +10,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.backends.base import Request, Usage
-from llm_mux.backends.http import HttpBackend, chat_messages, int_or_none, merge, stream_error
+from llm_mux.backends.http import (
+    HttpBackend,
+    chat_messages,
+    int_or_none,
+    merge,
+    stream_error,
+    truncated,
+)
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -67,6 +74,9 @@ class OllamaBackend(HttpBackend):
             parts.append(piece)
             if chunk.get("done"):
                 usage = _usage(chunk)
+                break
+        else:
+            raise truncated(response, 'a chunk with "done": true', backend=self.name)
         return "".join(parts), usage
 
 

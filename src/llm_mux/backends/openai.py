@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.backends.base import Request, Usage
-from llm_mux.backends.http import HttpBackend, chat_messages, int_or_none, merge, stream_error
+from llm_mux.backends.http import (
+    HttpBackend,
+    chat_messages,
+    int_or_none,
+    merge,
+    stream_error,
+    truncated,
+)
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -49,8 +56,10 @@ class OpenAIBackend(HttpBackend):
         parts: list[str] = []
         usage: Usage | None = None
         size = 0
+        finished = False
         async for event in httpx.EventSource(response):
             if event.data.strip() == "[DONE]":
+                finished = True
                 break
             chunk = event.json()
             if not isinstance(chunk, dict):
@@ -58,12 +67,20 @@ class OpenAIBackend(HttpBackend):
             if "error" in chunk:
                 raise stream_error(chunk["error"], backend=self.name)
             usage = _usage(chunk.get("usage")) or usage
+            finished = finished or _finish_reason(chunk) is not None
             piece = _delta(chunk)
             size += len(piece)
             if size > self._max_bytes:
                 raise self.too_large()
             parts.append(piece)
+        if not finished:
+            raise truncated(response, "[DONE] or a finish_reason", backend=self.name)
         return "".join(parts), usage
+
+
+def _finish_reason(chunk: dict[str, Any]) -> Any:
+    choices = chunk.get("choices") or []
+    return choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
 
 
 def _delta(chunk: dict[str, Any]) -> str:
