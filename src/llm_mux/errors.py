@@ -141,12 +141,14 @@ class TemplateError(InvalidInput):
 class BackendError(LlmMuxError):
     """One backend call failed. ``retryable`` is decided by the retry policy, not here.
 
-    ``attempts`` is how many calls were made before this failure was final.
+    ``attempts`` is how many calls were made before this failure was final, and
+    ``attempt_errors`` names each failed attempt's class (set by the retry loop).
     """
 
     kind = "backend error"
     error_class = "Failed"
     attempts: int = 1
+    attempt_errors: list[str]
 
     def __init__(
         self,
@@ -160,6 +162,7 @@ class BackendError(LlmMuxError):
         self.backend = backend
         self.status = status
         self.retry_after = retry_after
+        self.attempt_errors = []
         self.detail = message
         prefix = f"backend '{backend}': " if backend else ""
         status_text = f" (HTTP {status})" if status is not None else ""

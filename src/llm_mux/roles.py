@@ -22,7 +22,7 @@ from typing import Any, Literal
 from llm_mux.backends.base import Backend, Request, Response
 from llm_mux.backends.build import build_backend, unavailable_reason
 from llm_mux.backends.http import HttpClientHolder
-from llm_mux.backends.limits import Limiter, LocalLimiter
+from llm_mux.backends.limits import Limiter, build_limiter
 from llm_mux.backends.retry import call_with_retries
 from llm_mux.config import Config, Role, Team
 from llm_mux.errors import (
@@ -46,6 +46,7 @@ class BackendOutcome:
     error: BackendError | None
     duration_ms: int
     attempts: int = 1
+    attempt_errors: list[str] | None = None  # each attempt's class, when retried
 
     @property
     def ok(self) -> bool:
@@ -63,11 +64,14 @@ class BackendOutcome:
 
     @property
     def error_text(self) -> str | None:
-        """The error without the backend prefix, with the attempts when it was retried."""
+        """The error without the backend prefix; when it was retried, each attempt's class."""
         if self.error is None:
             return None
         text = self.error.message.removeprefix(f"backend '{self.backend}': ")
-        return f"{text} (after {self.attempts} attempts)" if self.attempts > 1 else text
+        if self.attempts <= 1:
+            return text
+        classes = f": {', '.join(self.attempt_errors)}" if self.attempt_errors else ""
+        return f"{text} (after {self.attempts} attempts{classes})"
 
 
 @dataclass
@@ -163,7 +167,7 @@ class Multiplexer:
         self.cwd = cwd
         self._listener = listener
         self._client = HttpClientHolder()
-        self._limiter = limiter if limiter is not None else LocalLimiter.from_config(config)
+        self._limiter = limiter if limiter is not None else build_limiter(config)
         self._backends: dict[str, Backend] = {}
 
     async def __aenter__(self) -> Multiplexer:
@@ -178,8 +182,11 @@ class Multiplexer:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP client."""
-        await self._client.aclose()
+        """Close the pooled HTTP client and the limiter (a shared one holds connections)."""
+        try:
+            await self._limiter.aclose()
+        finally:
+            await self._client.aclose()
 
     def resolve_role(self, name: str) -> Role:
         """The role called ``name`` with the active team's override applied."""
@@ -250,20 +257,29 @@ class Multiplexer:
 
         try:
             backend = self.backend(name)
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare()  # before the limiter: a paced request goes out when admitted
             request = Request(prompt, cwd=self.cwd, system=system)
 
             async def attempt() -> Response:
                 emit("waiting")
-                async with self._limiter.slot(name):
+                async with self._limiter.slot(name) as lease:
                     emit("running")
-                    return _non_empty(await backend.complete(request))
+                    response = await backend.complete(request)
+                    tokens = response.usage.total_tokens if response.usage else None
+                    if tokens:
+                        lease.charge(tokens)  # spent even when the answer is refused below
+                    return _non_empty(response)
 
             response = await call_with_retries(
                 attempt, self.config.backend(name), on_retry=on_retry
             )
         except (BackendError, ConfigError) as exc:
             error = _as_backend_error(exc, name)
-            outcome = BackendOutcome(name, None, error, _ms_since(started), _attempts(exc))
+            outcome = BackendOutcome(
+                name, None, error, _ms_since(started), _attempts(exc), _attempt_errors(exc)
+            )
             emit("failed", outcome.error_text or "")
             return outcome
         emit("done")
@@ -409,6 +425,11 @@ def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
 
 def _attempts(exc: BackendError | ConfigError) -> int:
     return exc.attempts if isinstance(exc, BackendError) else 1
+
+
+def _attempt_errors(exc: BackendError | ConfigError) -> list[str] | None:
+    found = exc.attempt_errors if isinstance(exc, BackendError) else []
+    return list(found) or None
 
 
 def _ms_since(started: float) -> int:

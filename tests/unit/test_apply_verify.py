@@ -7,10 +7,21 @@ from typing import Any
 
 import pytest
 
+from llm_mux.templates import render
 from llm_mux.workflow.api import arun_workflow
 from llm_mux.workflow.steps.verify import OUTPUT_TAIL, retry_prompt
 from tests.fakes.fixtures import make_config
 from tests.fakes.wf_project import write_workflow
+
+
+class Context:
+    """What ``retry_prompt`` uses of a step context: rendering with the run's values."""
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self.values = values or {}
+
+    async def render(self, template: str, field: str, extra: dict[str, Any]) -> str:
+        return render(template, {**self.values, **extra}, where=field)
 
 
 async def verified(tmp_path: Path, verify: str) -> dict[str, Any]:
@@ -63,27 +74,33 @@ async def test_output_is_a_tail(tmp_path: Path) -> None:
     assert len(output) == OUTPUT_TAIL + 1 and output.startswith("…")
 
 
-def test_retry_prompt_default_holds_prompt_edits_and_output() -> None:
-    text = retry_prompt({}, None, "Fix the bug in a.py", '{"path": "a.py"}', "FAILED test_a\n")
+async def test_retry_prompt_default_holds_prompt_edits_and_output() -> None:
+    text = await retry_prompt(
+        Context(), None, "Fix the bug in a.py", '{"path": "a.py"}', "FAILED test_a\n"
+    )
     assert text.startswith("Fix the bug in a.py\n\n")
     assert '{"path": "a.py"}' in text and "FAILED test_a" in text
     assert "rolled back" in text
 
 
-def test_retry_prompt_values_are_never_rendered_again() -> None:
+async def test_retry_prompt_values_are_never_rendered_again() -> None:
     template = "Tests said:\n{{ verify_output }}\nTry again."
-    text = retry_prompt({}, template, "Original", "edits", "output mentions {{ edits }}")
+    text = await retry_prompt(
+        Context(), template, "Original", "edits", "output mentions {{ edits }}"
+    )
     assert text == "Original\n\nTests said:\noutput mentions {{ edits }}\nTry again.\n"
-    default = retry_prompt({}, None, "Original", "{{ 6 * 7 }}", "{% raw %}")
+    default = await retry_prompt(Context(), None, "Original", "{{ 6 * 7 }}", "{% raw %}")
     assert "{{ 6 * 7 }}" in default and "{% raw %}" in default
 
 
-def test_retry_prompt_template_without_placeholders_is_used_as_is() -> None:
-    text = retry_prompt({}, "The tests failed; fix them.", "Original", "edits", "boom")
+async def test_retry_prompt_template_without_placeholders_is_used_as_is() -> None:
+    text = await retry_prompt(Context(), "The tests failed; fix them.", "Original", "edits", "boom")
     assert text == "Original\n\nThe tests failed; fix them.\n"
 
 
-def test_retry_prompt_with_the_original_prompt_is_the_whole_prompt() -> None:
+async def test_retry_prompt_with_the_original_prompt_is_the_whole_prompt() -> None:
     template = "{{ original_prompt }} (again, {{ args.why }}): {{ verify_output }}"
-    text = retry_prompt({"args": {"why": "tests"}}, template, "Fix a.py", "e", "FAILED")
+    text = await retry_prompt(
+        Context({"args": {"why": "tests"}}), template, "Fix a.py", "e", "FAILED"
+    )
     assert text == "Fix a.py (again, tests): FAILED\n"

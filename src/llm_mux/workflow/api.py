@@ -21,6 +21,7 @@ from llm_mux.workflow.validate import Report, check
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
+    from llm_mux.config.loader import ConfigFiles
     from llm_mux.workflow.results import RunResult
     from llm_mux.workflow.validate import Plan
 
@@ -56,7 +57,7 @@ def prepare(
     workflow: str | Path,
     *,
     config: Config | None = None,
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     cwd: Path | None = None,
     team: str | None = None,
     ecosystem: str | None = None,
@@ -148,7 +149,7 @@ async def arun_workflow(
     args: Mapping[str, str] | None = None,
     *,
     config: Config | None = None,
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     cwd: Path | None = None,
     team: str | None = None,
     ecosystem: str | None = None,
@@ -166,7 +167,7 @@ def run_workflow(
     args: Mapping[str, str] | None = None,
     *,
     config: Config | None = None,
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     cwd: Path | None = None,
     team: str | None = None,
     ecosystem: str | None = None,

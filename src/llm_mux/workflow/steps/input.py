@@ -29,8 +29,8 @@ class InputKind:
 
     async def run(self, ctx: StepContext[InputStep]) -> StepOutput:
         step = ctx.step
-        prompt = ctx.render(step.prompt, "prompt")
-        default = None if step.default is None else ctx.render(step.default, "default")
+        prompt = await ctx.render(step.prompt, "prompt")
+        default = None if step.default is None else await ctx.render(step.default, "default")
         ask = ctx.services.ask
         answer = None if ask is None else await ask(prompt, step.options, default)
         if answer is None:

@@ -7,9 +7,8 @@ The command is the step's ``verify`` (a shell template, run like a shell step) o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llm_mux.secrets import redact
 from llm_mux.workflow.steps.base import StepContext, StepFailed
@@ -64,7 +63,7 @@ class VerifyCommand:
         self.script.cleanup()
 
 
-def verify_command(ctx: StepContext[Step], step: ApplyStep) -> VerifyCommand | None:
+async def verify_command(ctx: StepContext[Step], step: ApplyStep) -> VerifyCommand | None:
     """The step's ``verify`` (rendered for the shell), else the team's, else none.
 
     ``verify = ""`` turns verification off, also when a team names a command.
@@ -74,7 +73,7 @@ def verify_command(ctx: StepContext[Step], step: ApplyStep) -> VerifyCommand | N
     if step.verify is not None:
         if not step.verify.strip():
             return None
-        return VerifyCommand(prepare(ctx, step.verify, "verify"), step.verify)
+        return VerifyCommand(await prepare(ctx, step.verify, "verify"), step.verify)
     team = ctx.services.team
     command = team.verify if team is not None else None
     if not command or not command.strip():
@@ -98,8 +97,8 @@ def describe_exit(result: VerifyResult) -> str:
     return "did not finish" if code == -1 else f"killed by signal {-code}"
 
 
-def retry_prompt(
-    context: Mapping[str, Any],
+async def retry_prompt(
+    ctx: StepContext[Step],
     template: str | None,
     original: str,
     edits: str,
@@ -112,15 +111,13 @@ def retry_prompt(
     A template that uses ``original_prompt`` is the whole prompt; otherwise it follows the
     original prompt.
     """
-    from llm_mux.templates import render
-
     values = {
         "verify_output": verify_output.strip() or "(no output)",
         "edits": edits.strip(),
         "original_prompt": original,
     }
     body = template if template is not None else DEFAULT_RETRY_PROMPT
-    text = render(body, {**context, **values}, where="verify_retry_prompt").strip()
+    text = (await ctx.render(body, "verify_retry_prompt", values)).strip()
     if _ORIGINAL_PROMPT.search(body):
         return text + "\n"
     return f"{original.rstrip()}\n\n{text}\n"
