@@ -1,4 +1,4 @@
-"""Secret values and their redaction.
+"""Secret values: registered when expanded, masked wherever text leaves the process.
 
 Every value that comes from a ``${VAR}`` in a sensitive place (``api_key``, URLs, headers,
 CLI ``args``/``env``) is registered here when it is expanded. Everything that leaves the
@@ -25,31 +25,6 @@ _MIN_LENGTH = 4
 
 _lock = threading.Lock()
 _registered: set[str] = set()
-
-
-class Secret:
-    """A string whose ``repr``/``str`` never shows the value; ``reveal()`` does."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-        register(value)
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({MASK!r})"
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
 
 
 def register(value: str) -> None:

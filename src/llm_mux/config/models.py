@@ -51,7 +51,9 @@ _TYPE_ONLY_KEYS: dict[str, frozenset[str]] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, so a command pays only
+    # for the tables and step kinds its files hold
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Defaults(_Strict):

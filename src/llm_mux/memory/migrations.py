@@ -15,9 +15,7 @@ would let duplicates in on both).
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -192,18 +190,27 @@ def retry_while_locked(action: Callable[[], _T], deadline_s: float) -> _T:
 
     Switching a new file to WAL and creating the schema take locks for which SQLite does not
     always call the busy handler, so processes opening a fresh file together would otherwise
-    see "database is locked" at once.
+    see "database is locked" at once. As for backend calls, the first attempt runs bare and
+    tenacity drives the retries.
     """
-    deadline = time.monotonic() + deadline_s
-    delay = 0.005
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay * random.uniform(0.5, 1.5))
-        delay = min(delay * 2, 0.25)
+    try:
+        return action()
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+    from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
+
+    retrying = Retrying(
+        retry=retry_if_exception(_locked),
+        stop=stop_before_delay(deadline_s),
+        wait=wait_random_exponential(multiplier=0.005, max=0.25),
+        reraise=True,
+    )
+    return retrying(action)
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and is_locked(exc)
 
 
 def is_locked(exc: sqlite3.Error) -> bool:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_mux.errors import WorkflowError
 from llm_mux.workflow.model import Issue, Workflow, parse_workflow
 from llm_mux.workflow.runner import RunOptions
 from llm_mux.workflow.validate import Report, check
@@ -51,7 +50,6 @@ class Prepared:
         from llm_mux.workflow.context import resolve_args
 
         plan = self.report.raise_for_errors()
-        _check_kinds(self.workflow)
         return plan, resolve_args(self.workflow, args or {})
 
 
@@ -249,18 +247,6 @@ def run_workflow(
             options=options,
         )
     )
-
-
-def _check_kinds(workflow: Workflow) -> None:
-    from llm_mux.workflow.steps import available
-
-    for step in workflow.steps:
-        if not available(step.type):
-            raise WorkflowError(
-                f"step type '{step.type}' is not available in this installation",
-                step=step.name,
-                file=workflow.path,
-            )
 
 
 def _team_value(team: Team | None) -> Any:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
@@ -31,18 +31,19 @@ from llm_mux.workflow.results import (
     set_request,
     skipped_result,
 )
-from llm_mux.workflow.steps import KindUnavailable, get_kind
+from llm_mux.workflow.steps import get_kind
 from llm_mux.workflow.steps.base import Ask, StepContext, StepFailed, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
+    from llm_mux.ecosystems import Detected
     from llm_mux.events import BackendEvent
+    from llm_mux.roles import Multiplexer
     from llm_mux.workflow.model import Step, Workflow
     from llm_mux.workflow.validate import Plan
 
 log = get_logger("workflow")
 _OUTPUT_GRACE_S = 1.0  # the least time the output template gets when a deadline applies
-StepState = Literal["running", "retrying", "done", "failed", "skipped", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,14 @@ class Services:
     team: Team | None
     max_output: int
     ask: Ask | None = None
-    ecosystem: Any = None
+    ecosystem: Detected | None = None
     listener: Listener | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-    _mux: Any = None
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    _mux: Multiplexer | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def multiplexer(self) -> Any:
+    async def multiplexer(self) -> Multiplexer:
         async with self._lock:
             if self._mux is None:
                 from llm_mux.roles import Multiplexer
@@ -101,7 +103,7 @@ class Services:
                 mux = Multiplexer(self.config, team=self.team, cwd=self.project_dir)
                 await mux.__aenter__()
                 self._mux = mux
-        return self._mux
+            return self._mux
 
     def backend_listener(
         self, step: str, item: int | None = None
@@ -115,6 +117,11 @@ class Services:
                 )
 
         return forward
+
+    def warn(self, step: str, message: str) -> None:
+        self.warnings.setdefault(step, []).append(message)
+        if self.listener is not None:
+            self.listener(StepEvent(step, "failed", 0, message))
 
     async def close(self) -> None:
         mux, self._mux = self._mux, None
@@ -193,12 +200,16 @@ class Runner:
                 continue
             if step.name in self._started:
                 result = StepResult(step.name, "cancelled")
-                result.error = f"cancelled: {reason}{self._rendering_note(step.name)}"
+                note = self._rendering_note(step.name)
+                result.error = "; ".join([f"cancelled: {reason}{note}", *self._warnings(step.name)])
                 result.duration_ms = _ms_since(self._started[step.name], now)
                 self._emit(step.name, "cancelled", result.duration_ms, result.error)
             else:
                 result = skipped_result(step.name)
             self.results[step.name] = result
+
+    def _warnings(self, step: str) -> list[str]:
+        return self.services.warnings.get(step, [])
 
     def _rendering_note(self, name: str) -> str:
         """`` while rendering its FIELD template`` when the step was stopped mid-render."""
@@ -327,7 +338,7 @@ class Runner:
     async def _attempts(
         self, step: Step, context: dict[str, Any], label: str, item: int | None
     ) -> StepResult:
-        kind = _kind(step)
+        kind = get_kind(step)
         failure = StepFailed("not run")
         for attempt in range(step.retries + 1):
             if attempt:
@@ -423,13 +434,6 @@ class Runner:
     ) -> None:
         if self.options.listener is not None:
             self.options.listener(StepEvent(step, state, elapsed_ms, detail, None, item))
-
-
-def _kind(step: Step) -> Any:
-    try:
-        return get_kind(step.type)
-    except KindUnavailable as exc:
-        raise StepFailed(str(exc), retryable=False) from None
 
 
 def _succeeded(label: str, out: StepOutput) -> StepResult:
