@@ -84,9 +84,16 @@ class PostgresSession:
 
     @contextmanager
     def write(self) -> Iterator[None]:
+        """One transaction under the advisory lock. Inside a cancellable store step a cancel
+        before the commit rolls it back (the step stored nothing); after, it is refused."""
+        from llm_mux.memory.cancel import begin_commit, begin_write, end_commit
+
+        begin_write()
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             yield
+            begin_commit()  # raises StoreCancelled when cancelled: the block rolls back
+        end_commit()
 
 
 class PostgresDatabase:
