@@ -11,8 +11,8 @@ import pytest
 from llm_mux.errors import ConfigError, StoreError
 from llm_mux.memory import MemoryStore
 from llm_mux.memory.postgres import postgres_ddl, to_pyformat
-from llm_mux.memory.urls import configured_url, mask_url, parse_memory_url
-from llm_mux.secrets import redact
+from llm_mux.memory.urls import configured_url, parse_memory_url
+from llm_mux.secrets import mask_url, redact
 
 PASSWORD = "pl4nted-Pa55word"
 

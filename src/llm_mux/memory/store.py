@@ -60,7 +60,8 @@ _T = TypeVar("_T")
 def open_database(url: str) -> Database:
     """The database a ``memory_url`` names (PostgreSQL is imported only here)."""
     from llm_mux.logs import get_logger
-    from llm_mux.memory.urls import mask_url, parse_memory_url
+    from llm_mux.memory.urls import parse_memory_url
+    from llm_mux.secrets import mask_url
 
     target = parse_memory_url(url)
     get_logger("memory").debug("memory database: %s", mask_url(url))

@@ -10,19 +10,17 @@ file per ecosystem. A password is registered as a secret the moment the URL is r
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from llm_mux import secrets
 from llm_mux.errors import ConfigError
+from llm_mux.secrets import mask_url, register_url_passwords
 
 ENV_VAR = "LLM_MUX_MEMORY_URL"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 DEFAULT_PORT = 5432
-_PASSWORD_PARAM = re.compile(r"(?i)(password=)([^&\s]*)")
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ def configured_url(config_value: str | None) -> str | None:
 
 def parse_memory_url(url: str) -> MemoryTarget:
     """Parse ``url`` (registering its password); an unknown scheme is a config error."""
-    register_password(url)
+    register_url_passwords(url)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         return _sqlite_target(url)
@@ -83,32 +81,3 @@ def postgres_label(url: str) -> str:
     host = parts.hostname or query.get("host") or "localhost"
     database = unquote(parts.path.lstrip("/")) or query.get("dbname") or parts.username or ""
     return f"{host}:{port}/{database}"
-
-
-def register_password(url: str) -> None:
-    """Register the password of ``url`` (as written, decoded and re-encoded) as a secret."""
-    for password in _passwords(url):
-        for form in {password, unquote(password), quote(unquote(password), safe="")}:
-            secrets.register(form)
-
-
-def _passwords(url: str) -> list[str]:
-    found = [m.group(2) for m in _PASSWORD_PARAM.finditer(url) if m.group(2)]
-    netloc = urlsplit(url).netloc if "://" in url else ""
-    userinfo = netloc.rpartition("@")[0]
-    if ":" in userinfo:
-        found.append(userinfo.split(":", 1)[1])
-    return found
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password shown as ``***`` (in the user info and in ``password=``)."""
-    masked = _PASSWORD_PARAM.sub(lambda m: m.group(1) + (secrets.MASK if m.group(2) else ""), url)
-    if "://" not in masked:
-        return secrets.redact(masked)
-    scheme, rest = masked.split("://", 1)
-    netloc, sep, tail = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":" + secrets.MASK
-    return secrets.redact(f"{scheme}://{userinfo}{at}{hostport}{sep}{tail}")
