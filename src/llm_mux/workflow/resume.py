@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +69,12 @@ class Journal:
     # --- reuse ---
 
     async def reuse(
-        self, step: Step, context: Mapping[str, Any], item: int = WHOLE_STEP, allow: bool = True
+        self,
+        step: Step,
+        context: Mapping[str, Any],
+        item: int = WHOLE_STEP,
+        allow: bool = True,
+        noting: Callable[[str | None], None] | None = None,
     ) -> StepResult | None:
         """The recorded result when ``step`` (``item``) succeeded with these same inputs.
 
@@ -79,7 +84,7 @@ class Journal:
         from llm_mux.templates.budget import render_off_loop
 
         backends = self.backends.get(step.name)
-        digest = await render_off_loop(lambda: input_hash(step, context, backends, item))
+        digest = await render_off_loop(lambda: input_hash(step, context, backends, item, noting))
         self.hashes[(step.name, item)] = digest
         found = self.recorded.get((step.name, item)) if allow else None
         if found is None or found.status != "success" or found.input_hash != digest:
@@ -176,11 +181,18 @@ def warn(text: str) -> None:
 # --- the input hash ---
 
 
-def input_hash(step: Step, context: Mapping[str, Any], backends: Any, item: int) -> str:
+def input_hash(
+    step: Step,
+    context: Mapping[str, Any],
+    backends: Any,
+    item: int,
+    noting: Callable[[str | None], None] | None = None,
+) -> str:
     """sha256 of the step's definition, its rendered templates, its item and its backends.
 
     Rendered texts are fed to the hash one at a time, never joined into one document: a step
-    reading a 100 MB output costs one rendering, not several copies of it.
+    reading a 100 MB output costs one rendering, not several copies of it. ``noting`` is told
+    which template renders (``None`` when done), so a timeout can name it.
     """
     head = {
         "definition": step.model_dump(mode="json", by_alias=True),
@@ -188,7 +200,7 @@ def input_hash(step: Step, context: Mapping[str, Any], backends: Any, item: int)
         "backends": backends,
     }
     digest = hashlib.sha256(_canonical(head))
-    for name, text in _rendered(step, context):
+    for name, text in _rendered(step, context, noting or _unnoted):
         digest.update(_canonical([name, len(text)]))
         for start in range(0, len(text), _CHUNK):  # no second full-size copy of a big text
             digest.update(text[start : start + _CHUNK].encode("utf-8", "surrogatepass"))
@@ -200,15 +212,25 @@ def _canonical(value: Any) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _rendered(step: Step, context: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _unnoted(field: str | None) -> None:
+    """No one asked which template renders."""
+
+
+def _rendered(
+    step: Step, context: Mapping[str, Any], noting: Callable[[str | None], None]
+) -> Iterator[tuple[str, str]]:
     """Each template of the step rendered (a failure renders as its message), then for_each."""
     from llm_mux.templates import evaluate, render
 
     for name, source in {**step.template_fields(), **step.shell_fields()}.items():
+        noting(name)
         try:
-            yield name, render(source, context, where=name)
+            text = render(source, context, where=name)
         except LlmMuxError as exc:
-            yield name, f"<unrenderable: {exc.message}>"
+            text = f"<unrenderable: {exc.message}>"
+        finally:
+            noting(None)
+        yield name, text
     if step.for_each:
         try:
             items = _jsonable(list(evaluate(step.for_each, context)))

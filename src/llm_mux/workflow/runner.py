@@ -286,7 +286,15 @@ class Runner:
         if journal is None:
             return None
         fresh_inputs = any(name in self._ran for name in step.depends_on)
-        return await journal.reuse(step, context, item, allow=not fresh_inputs)  # type: ignore[no-any-return]
+        label = step.name if item < 0 else f"{step.name}[{item + 1}]"
+
+        def noting(field: str | None) -> None:
+            if field is None:
+                self._rendering.pop(label, None)
+            else:
+                self._rendering[label] = field
+
+        return await journal.reuse(step, context, item, allow=not fresh_inputs, noting=noting)  # type: ignore[no-any-return]
 
     def _record(self, step: str, result: StepResult, item: int = -1) -> None:
         if self.options.journal is not None:
@@ -303,11 +311,6 @@ class Runner:
         try:
             if step.when is not None and not self._condition(step, context):
                 return skipped_result(step.name)
-            reused = await self._reuse(step, context)
-            if reused is not None:
-                return reused
-            self._ran.add(step.name)
-            self._emit(step.name, "running", 0)
             return await self._bounded(step, context)
         except StepFailed as exc:
             return _failed(step.name, str(exc.message), exc.partial)
@@ -322,13 +325,23 @@ class Runner:
 
     async def _bounded(self, step: Step, context: dict[str, Any]) -> StepResult:
         if step.timeout is None:
-            return await self._body(step, context)
+            return await self._reused_or_run(step, context)
         try:
             async with asyncio.timeout(step.timeout / 1000):
-                return await self._body(step, context)
+                return await self._reused_or_run(step, context)
         except TimeoutError:
             note = self._rendering_note(step.name)
             raise StepFailed(f"timed out after {format_ms(step.timeout)}{note}") from None
+
+    async def _reused_or_run(self, step: Step, context: dict[str, Any]) -> StepResult:
+        """The recorded result of a resumed run, else the step run now. Hashing the step's
+        inputs renders its templates, so it counts against the step's timeout too."""
+        reused = await self._reuse(step, context)
+        if reused is not None:
+            return reused
+        self._ran.add(step.name)
+        self._emit(step.name, "running", 0)
+        return await self._body(step, context)
 
     async def _body(self, step: Step, context: dict[str, Any]) -> StepResult:
         if step.for_each is None:
