@@ -196,6 +196,7 @@ async def detect_servers(environ: dict[str, str]) -> list[Found]:
 
 async def detect(environ: dict[str, str] | None = None, path: str | None = None) -> Detection:
     env = dict(os.environ if environ is None else environ)
+    local_servers(env)  # a malformed list fails before any CLI is started
     servers, clis = await asyncio.gather(detect_servers(env), detect_clis(path))
     found = detect_local_model() + clis + servers + detect_keys(env)
     return Detection(found)
