@@ -220,7 +220,7 @@ def _rendered(
     step: Step, context: Mapping[str, Any], noting: Callable[[str | None], None]
 ) -> Iterator[tuple[str, str]]:
     """Each template of the step rendered (a failure renders as its message), then for_each."""
-    from llm_mux.templates import evaluate, render
+    from llm_mux.templates import render  # Jinja itself only for markup
 
     for name, source in {**step.template_fields(), **step.shell_fields()}.items():
         noting(name)
@@ -232,6 +232,8 @@ def _rendered(
             noting(None)
         yield name, text
     if step.for_each:
+        from llm_mux.templates import evaluate
+
         try:
             items = _jsonable(list(evaluate(step.for_each, context)))
             yield "for_each", json.dumps(items, default=str)
