@@ -38,6 +38,8 @@ class Reply:
     hang: bool = False  # never answer
     drop: bool = False  # close the connection without an answer
     content_type: str = "application/json"
+    gate: threading.Event | None = None  # streams: hold the rest after the first piece
+    cut: bool = False  # streams: close the connection after the first piece
 
 
 def answer(text: str | None = None, *, delay: float = 0.0) -> Reply:
@@ -255,9 +257,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Connection", "close")
         self.end_headers()
-        for line in lines:
+        for number, line in enumerate(lines):
             self.wfile.write(line.encode())
             self.wfile.flush()
+            if number == 0 and reply.cut:
+                return self._drop()
+            if number == 0 and reply.gate is not None:
+                reply.gate.wait(HANG_LIMIT)
         self.close_connection = True
 
 

@@ -7,10 +7,11 @@ accumulated. ``max_tokens`` and ``temperature`` go into Ollama's ``options``.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from llm_mux.backends.base import Request, Usage
-from llm_mux.backends.http import HttpBackend, chat_messages, int_or_none, merge, stream_error
+from llm_mux.backends.base import Delta, Request, Usage
+from llm_mux.backends.http import HttpBackend, int_or_none, merge, request_messages, stream_error
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -29,13 +30,16 @@ class OllamaBackend(HttpBackend):
 
     def body(self, request: Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
-        if self.cfg.max_tokens is not None:
-            options["num_predict"] = self.cfg.max_tokens
-        if self.cfg.temperature is not None:
-            options["temperature"] = self.cfg.temperature
+        max_tokens, temperature = self.max_tokens(request), self.temperature(request)
+        if max_tokens is not None:
+            options["num_predict"] = max_tokens
+        if temperature is not None:
+            options["temperature"] = temperature
+        if request.stop:
+            options["stop"] = list(request.stop)
         body: dict[str, Any] = {
             "model": self.cfg.model,
-            "messages": chat_messages(request.prompt, self.system(request)),
+            "messages": request_messages(request, self.system(request)),
             "stream": self.cfg.stream,
         }
         if options:
@@ -50,9 +54,7 @@ class OllamaBackend(HttpBackend):
             raise TypeError("content is not text")
         return content, _usage(data)
 
-    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
-        parts: list[str] = []
-        usage: Usage | None = None
+    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
         size = 0
         async for line in response.aiter_lines():
             if not line.strip():
@@ -64,10 +66,9 @@ class OllamaBackend(HttpBackend):
             size += len(piece)
             if size > self._max_bytes:
                 raise self.too_large()
-            parts.append(piece)
-            if chunk.get("done"):
-                usage = _usage(chunk)
-        return "".join(parts), usage
+            usage = _usage(chunk) if chunk.get("done") else None
+            if piece or usage is not None:
+                yield Delta(piece, usage)
 
 
 def _usage(data: dict[str, Any]) -> Usage | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llm_mux.config.models import Backend, ConfigFile, Defaults, Ecosystem, Role, Team
+from llm_mux.config.models import Backend, ConfigFile, Defaults, Ecosystem, Role, Serve, Team
 from llm_mux.config.settings import Config
 from llm_mux.errors import ConfigError, did_you_mean
 
@@ -166,7 +166,7 @@ def _check_top_level(raw: dict[str, Any], path: Path) -> None:
         error = exc.errors()[0]
         key = str(error["loc"][0])
         if error["type"] == "extra_forbidden":
-            hint = did_you_mean(key, ("defaults", *_TABLES))
+            hint = did_you_mean(key, ("defaults", "serve", *_TABLES))
             raise ConfigError(f"unknown table '{key}'{hint}", file=path) from None
         raise ConfigError(f"'{key}' must be a table", file=path) from None
 
@@ -188,19 +188,32 @@ def _validate_defaults(raw: dict[str, Any], path: Path) -> None:
         raise _model_error(exc, Defaults, path, ["defaults"]) from None
 
 
-def merge_files(files: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Read files in order; ``[defaults]`` merges key by key, other tables entry by entry.
+def _validate_serve(raw: dict[str, Any], path: Path) -> None:
+    try:
+        Serve.model_validate(raw)
+    except ValidationError as exc:
+        raise _model_error(exc, Serve, path, ["serve"]) from None
 
-    Returns the merged defaults and, per table, ``name -> (model, source file)``.
+
+def merge_files(files: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Read files in order; ``[defaults]`` and ``[serve]`` merge key by key, other tables
+    entry by entry.
+
+    Returns the merged defaults and, per table, ``name -> (model, source file)``; the
+    merged ``[serve]`` is ``entries["serve"]``.
     """
     defaults: dict[str, Any] = {}
     entries: dict[str, dict[str, Any]] = {table: {} for table in _TABLES}
+    entries["serve"] = {}
     for path in files:
         raw = _read_toml(path)
         _check_top_level(raw, path)
         if "defaults" in raw:
             _validate_defaults(raw["defaults"], path)
             defaults.update(raw["defaults"])
+        if "serve" in raw:
+            _validate_serve(raw["serve"], path)
+            entries["serve"].update(raw["serve"])
         for table in _TABLES:
             for name, value in raw.get(table, {}).items():
                 entries[table][name] = (_validate_entry(table, name, value, path), path)
@@ -261,6 +274,7 @@ def load_config(
         roles={n: m for n, (m, _) in entries["roles"].items()},
         teams={n: m for n, (m, _) in entries["teams"].items()},
         ecosystems={n: m for n, (m, _) in entries["ecosystems"].items()},
+        serve=Serve.model_validate(entries["serve"]),
         sources=tuple(files),
         project_root=project.parent if project is not None else None,
     )

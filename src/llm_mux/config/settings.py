@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from llm_mux.config.models import Backend, Defaults, Ecosystem, Role, Team
+from llm_mux.config.models import Backend, Defaults, Ecosystem, Role, Serve, Team
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Config:
     roles: dict[str, Role] = field(default_factory=dict)
     teams: dict[str, Team] = field(default_factory=dict)
     ecosystems: dict[str, Ecosystem] = field(default_factory=dict)
+    serve: Serve = field(default_factory=Serve)
     sources: tuple[Path, ...] = ()
     project_root: Path | None = None
 
