@@ -39,3 +39,5 @@ class DrainingServer(uvicorn.Server):
         sys.stderr.write(f"llm-mux serve: {name}: finishing the requests in flight\n")
         sys.stderr.flush()
         self.should_exit = True
+        for server in self.servers:  # stop accepting now, not at the next tick
+            server.close()
