@@ -281,3 +281,17 @@ def _answers(client: openai.OpenAI) -> bool:
     except openai.APIConnectionError:
         return False
     return True
+
+
+def test_keep_alive_answers_are_not_held_back_by_delayed_acks(tmp_path: Path) -> None:
+    """Headers and body go out as two writes: without TCP_NODELAY each answer on a
+    kept-alive connection waits ~40 ms for the client's delayed ACK."""
+    with serving('[backends.m]\ntype = "mock"\n', tmp_path, "--quiet") as served:
+        with httpx.Client(base_url=served.url) as client:
+            times = []
+            for _ in range(31):
+                started = time.perf_counter()
+                response = client.post("/v1/chat/completions", content=BODY.format(model="m"))
+                times.append(time.perf_counter() - started)
+                assert response.status_code == 200
+        assert sorted(times)[15] < 0.030, sorted(times)

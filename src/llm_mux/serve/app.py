@@ -35,6 +35,15 @@ CHAT_PATHS = {"/v1/chat/completions": "openai", "/chat/completions": "openai"}
 MESSAGES_PATHS = {"/v1/messages": "anthropic", "/messages": "anthropic"}
 
 
+ROUTES = {
+    "/health": ("GET", "_health"),
+    "/v1/models": ("GET", "_models"),
+    "/models": ("GET", "_models"),
+    "/metrics": ("GET", "_metrics"),
+    **{path: ("POST", "_chat") for path in (*CHAT_PATHS, *MESSAGES_PATHS)},
+}
+
+
 class ServeApp:
     """Every role and enabled backend of ``config`` behind the OpenAI and Anthropic APIs."""
 
@@ -124,6 +133,7 @@ class Exchange:
         self.status = 0
         self.started = time.monotonic()
         self.finished = False  # the last byte of the answer was sent
+        self.client_left = False
 
     async def handle(self) -> None:
         metrics = self.app.metrics
@@ -157,24 +167,16 @@ class Exchange:
     async def _route(self) -> None:
         if self.method == "OPTIONS":
             return await self._preflight()
-        handlers = {
-            "/health": ("GET", self._health),
-            "/v1/models": ("GET", self._models),
-            "/models": ("GET", self._models),
-            "/metrics": ("GET", self._metrics),
-        }
-        for path in (*CHAT_PATHS, *MESSAGES_PATHS):
-            handlers[path] = ("POST", self._chat)
         path = self.path.rstrip("/") or "/"
         if path != "/health" and not self.app.authorized(self.headers):
             raise ApiError(401, "missing or wrong API key (Authorization: Bearer or x-api-key)")
-        found = handlers.get(path)
+        found = ROUTES.get(path)
         if found is None:
             raise ApiError(404, f"no such endpoint: {self.path}")
         method, handler = found
         if self.method != method and not (method == "GET" and self.method == "HEAD"):
             raise ApiError(405, f"{self.path} answers {method} only")
-        await handler()
+        await getattr(self, handler)()
 
     async def _health(self) -> None:
         await self.json(200, {"status": "ok"})
@@ -240,19 +242,27 @@ class Exchange:
         return ApiError(413, f"the body is larger than {mb:g} MB ([serve] max_body_mb)")
 
     async def guarded(self, work: Awaitable[None]) -> None:
-        """Run ``work``, cancelling it if the client disconnects first."""
-        task = asyncio.ensure_future(work)
+        """Run ``work`` in this task, cancelling it if the client disconnects first."""
+        current = asyncio.current_task()
+        assert current is not None
         watch = asyncio.ensure_future(self._disconnect())
+        guarding = [True]
+
+        def on_disconnect(_: object) -> None:
+            if guarding[0] and not watch.cancelled() and not self.finished:
+                self.client_left = True
+                current.cancel()
+
+        watch.add_done_callback(on_disconnect)
         try:
-            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if watch.done() and self.finished:
-                await asyncio.wait({task})  # the answer is out: let it finish its bookkeeping
+            await work
+        except asyncio.CancelledError:
+            if self.client_left and current.uncancel() == 0:  # ours, not a shutdown's
+                return
+            raise
         finally:
+            guarding[0] = False
             watch.cancel()
-            task.cancel()
-            await asyncio.gather(task, watch, return_exceptions=True)
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
 
     async def _disconnect(self) -> None:
         while (await self.receive())["type"] != "http.disconnect":

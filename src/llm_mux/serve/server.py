@@ -7,7 +7,6 @@ cancels at once. The application itself does not depend on uvicorn (see :mod:`.a
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
@@ -101,6 +100,7 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
@@ -128,6 +128,7 @@ def serve(config: Config, options: Options) -> None:
         "timeout_graceful_shutdown": grace,
         "lifespan": "on",
         "timeout_keep_alive": 30,
+        "loop": "asyncio",
     }
     _say(f"llm-mux serve: listening on http://{shown}:{port} ({len(app.models)} models)")
     if options.workers > 1:
@@ -142,7 +143,7 @@ def serve(config: Config, options: Options) -> None:
 
     server = DrainingServer(uvicorn.Config(app, **common))
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        server.run(sockets=[sock])
     finally:
         from llm_mux import process
 
