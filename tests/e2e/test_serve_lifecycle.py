@@ -295,3 +295,19 @@ def test_keep_alive_answers_are_not_held_back_by_delayed_acks(tmp_path: Path) ->
                 times.append(time.perf_counter() - started)
                 assert response.status_code == 200
         assert sorted(times)[15] < 0.030, sorted(times)
+
+
+def test_doctor_lists_serve_and_warns_about_an_open_host(tmp_path: Path) -> None:
+    import json
+
+    config = tmp_path / "c.toml"
+    config.write_text('[serve]\nhost = "0.0.0.0"\nport = 8088\n[backends.m]\ntype = "mock"\n')
+    argv = [llm_mux_executable(), "doctor", "--config", str(config)]
+    console = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert console.returncode == 0
+    assert "serve: http://0.0.0.0:8088, 0 client keys, 1 models" in console.stdout
+    assert "warning: [serve] host 0.0.0.0 is not loopback and api_keys is empty" in console.stderr
+    document = subprocess.run([*argv, "--output", "json"], capture_output=True, text=True)
+    serve = json.loads(document.stdout)["serve"]
+    assert serve["url"] == "http://0.0.0.0:8088" and serve["models"] == ["m"]
+    assert serve["api_keys"] == 0 and serve["warnings"]

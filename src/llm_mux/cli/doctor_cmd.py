@@ -127,12 +127,31 @@ def doctor_command() -> int:
     settings = get_settings()
     config = load(settings)
     verdicts = runtime.run(lambda: check_all(config))
+    serve = _serve_report(config)
     if settings.json:
-        emit_json({"backends": {v.name: v.as_dict() for v in verdicts}})
+        emit_json({"backends": {v.name: v.as_dict() for v in verdicts}, "serve": serve})
     elif settings.quiet:
         for v in verdicts:
             state = "available" if v.available else ("disabled" if not v.enabled else "unavailable")
             click.echo(f"{v.name}\t{state}")
     else:
         _print_console(verdicts)
+        _print_serve(serve)
     return 1 if any(v.blocking for v in verdicts) else 0
+
+
+def _serve_report(config: Config) -> dict[str, Any]:
+    from llm_mux.serve.report import serve_report
+
+    report = serve_report(config)
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    return report
+
+
+def _print_serve(report: dict[str, Any]) -> None:
+    keys = report["api_keys"]
+    click.echo(
+        f"serve: {report['url']}, {keys} client key{'s' if keys != 1 else ''}, "
+        f"{len(report['models'])} models, grace {report['grace_s']:g} s"
+    )
