@@ -690,3 +690,34 @@ def test_serve_help_imports_no_server_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_hostile_bodies_get_400_not_500(served: Served) -> None:
+    for body in ("[" * 100_000, b"\xff\xfe{}".decode("latin-1"), '{"model": 5}', "null"):
+        response = post(served, "/v1/chat/completions", body)
+        assert response.status_code == 400, (body[:20], response.text)
+
+
+def test_lone_surrogates_round_trip_as_valid_json(served: Served) -> None:
+    body = '{"model": "m_echo", "messages": [{"role": "user", "content": "a\\ud800b"}]}'
+    response = post(served, "/v1/chat/completions", body)
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] in ("a\ud800b", "a\ufffdb")
+    stream = post(
+        served, "/v1/chat/completions", body.replace('"m_echo",', '"m_echo", "stream": true,')
+    )
+    assert stream.status_code == 200 and "[DONE]" in stream.text
+
+
+def test_every_answer_names_the_request_and_backend_headers(served: Served) -> None:
+    for response in (
+        httpx.get(served.url + "/health"),
+        post(served, "/v1/chat/completions", '{"model": "nope"}'),
+        post(served, "/v1/chat/completions", BODY_ECHO),
+    ):
+        assert response.headers["x-request-id"]
+        assert "x-llm-mux-backend" in response.headers
+    assert post(served, "/v1/chat/completions", BODY_ECHO).headers["x-llm-mux-backend"] == "m_echo"
+
+
+BODY_ECHO = '{"model": "m_echo", "messages": [{"role": "user", "content": "x"}]}'

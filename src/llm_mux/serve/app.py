@@ -271,9 +271,8 @@ class Exchange:
     # -- answering -----------------------------------------------------------------------
 
     def _common_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [(b"x-request-id", self.request_id.encode())]
-        if self.backends:
-            headers.append((b"x-llm-mux-backend", ",".join(self.backends).encode()))
+        backends = ",".join(self.backends).encode("ascii", "replace")
+        headers = [(b"x-request-id", self.request_id.encode()), (b"x-llm-mux-backend", backends)]
         origin = self.headers.get(b"origin", b"").decode("latin-1")
         if self.app.origins and self._allowed(origin):
             headers += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
@@ -311,7 +310,7 @@ class Exchange:
         await self.body(data, more=False)
 
     async def json(self, status: int, document: Any) -> None:
-        data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        data = json.dumps(document, separators=(",", ":")).encode()
         await self.respond(status, data)
 
     async def fail(self, error: ApiError) -> None:

@@ -74,7 +74,7 @@ class ApiError(Exception):
 
     def body(self, shape: str) -> bytes:
         document = self.anthropic() if shape == "anthropic" else self.openai()
-        return json.dumps(document, ensure_ascii=False).encode()
+        return json.dumps(document).encode()
 
 
 def from_backend(error: BackendError, message: str | None = None) -> ApiError:

@@ -37,7 +37,8 @@ class Answer:
 
 
 def _dumps(document: Any) -> str:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, ASCII-escaped: a lone surrogate from a client stays valid JSON."""
+    return json.dumps(document, separators=(",", ":"))
 
 
 def openai_document(answer: Answer) -> dict[str, Any]:

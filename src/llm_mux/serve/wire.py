@@ -35,8 +35,9 @@ def decode(raw: bytes) -> dict[str, Any]:
     """The JSON object in the body; 400 for anything else."""
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad(f"the body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise bad(f"the body is not valid JSON: {reason}") from None
     if not isinstance(body, dict):
         raise bad("the body must be a JSON object")
     return body
