@@ -116,6 +116,7 @@ def test_grace_over_cancels_and_kills_the_backend(fake_bin: Path, tmp_path: Path
         assert time.monotonic() - started < 1 + 4.0
         assert wait_gone(grandchild, within=4.0)
         sock.close()
+        assert "Traceback" not in served.stderr()
 
 
 def test_second_signal_cancels_at_once(fake_bin: Path, tmp_path: Path) -> None:
@@ -131,6 +132,7 @@ def test_second_signal_cancels_at_once(fake_bin: Path, tmp_path: Path) -> None:
         assert wait_gone(grandchild, within=4.0)
         assert time.monotonic() - started < 6.0
         sock.close()
+        assert "Traceback" not in served.stderr()
 
 
 def test_200_concurrent_requests_all_succeed(fake_bin: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ client that disconnects cancels it (CLI process groups are killed as on Ctrl-C).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import re
@@ -100,6 +101,12 @@ class ServeApp:
             await Exchange(self, scope, receive, send).handle()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        try:
+            await self._lifespan_events(receive, send)
+        except asyncio.CancelledError:
+            pass  # a forced exit skips the shutdown event; nothing is left to report
+
+    async def _lifespan_events(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -146,6 +153,11 @@ class Exchange:
             await self.fail(error)
         except Disconnected:
             self.status = 499
+        except asyncio.CancelledError:
+            # Cancelled at shutdown (grace over, or a second signal): the request ends here;
+            # letting the cancellation out would only make the server log a traceback.
+            with contextlib.suppress(Exception):
+                await self.fail(ApiError(503, "the server is shutting down"))
         except Exception:
             self.app.access.crash(self)
             await self.fail(ApiError(500, "internal error (see the server's log)"))
