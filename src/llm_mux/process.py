@@ -26,6 +26,7 @@ STDERR_CAP = 1 * MiB
 KILL_GRACE = 2.0
 _READ_CHUNK = 256 * 1024
 _LINGER = 0.5  # s to wait for pipes after the leader exits
+_AFTER_KILL = 0.3  # s for the killed group's pipes to close before we close our ends
 _EXIT_POLL = 0.05
 
 SHUTDOWN_GRACE = 1.0  # s between SIGTERM and SIGKILL once the run is being interrupted
@@ -287,6 +288,9 @@ async def _communicate(
         _, lingering = await asyncio.wait({out_task, err_task}, timeout=_LINGER)
         if lingering:
             _signal_group(proc.pid, signal.SIGKILL)
+            _, lingering = await asyncio.wait(lingering, timeout=_AFTER_KILL)
+        if lingering:  # held open outside the group (``setsid … &``): keep what was written
+            _close_pipes(proc)
         out, err = await out_task, await err_task
         await proc.wait()
         return out, err
@@ -297,6 +301,19 @@ async def _communicate(
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Stop reading the child's pipes: the readers get EOF after what is already buffered.
+
+    A process that left our group (``setsid``) may hold them open for as long as it likes;
+    closing our ends now, while the loop runs, also spares the "Event loop is closed" noise
+    asyncio prints when it finds the transport still open at exit. ``Process`` offers no
+    public handle on its transport, hence the attribute lookup.
+    """
+    transport = getattr(proc, "_transport", None)
+    if transport is not None and not transport.is_closing():
+        transport.close()
 
 
 def _partial(request: ProcessRequest, code: int, started: float) -> ProcessOutcome:
@@ -341,6 +358,7 @@ async def run_process(request: ProcessRequest) -> ProcessOutcome:
         raise
     finally:
         _live_groups.discard(proc.pid)
+        _close_pipes(proc)
     # The leader exited; anything it left running in its group dies with it.
     _signal_group(proc.pid, signal.SIGKILL)
     code = proc.returncode if proc.returncode is not None else -1

@@ -29,6 +29,7 @@ from llm_mux.config import Config, Role, Team
 from llm_mux.errors import (
     BackendError,
     ConfigError,
+    Failed,
     LlmMuxError,
     RoleError,
     Unavailable,
@@ -274,7 +275,7 @@ class Multiplexer:
                 emit("waiting")
                 async with self._limiter.slot(name):
                     emit("running")
-                    return await backend.complete(request)
+                    return _non_empty(await backend.complete(request))
 
             response = await call_with_retries(
                 attempt, self.config.backend(name), on_retry=on_retry
@@ -360,9 +361,27 @@ class _RoleCall:
     async def _parallel(
         self, names: list[str], skipped: dict[str, str], notify: Listener
     ) -> list[BackendOutcome]:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._call(name, notify)) for name in names]
-        return [task.result() for task in tasks]
+        """Every backend at once; once ``min_success`` is out of reach, the rest are
+        cancelled (their process groups killed) instead of awaited."""
+        started = time.monotonic()
+        tasks = {asyncio.ensure_future(self._call(name, notify)): name for name in names}
+        pending, succeeded = set(tasks), 0
+        try:
+            while pending and succeeded + len(pending) >= self.min_success:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                succeeded += sum(1 for task in done if task.result().ok)
+        finally:
+            await _cancel(pending)
+        outcomes = {tasks[t]: t.result() for t in tasks if t not in pending}
+        for task in pending:
+            outcomes[tasks[task]] = self._cancelled(tasks[task], started, notify)
+        return [outcomes[name] for name in names]
+
+    def _cancelled(self, name: str, started: float, notify: Listener) -> BackendOutcome:
+        detail = f"cancelled: min_success = {self.min_success} could no longer be reached"
+        elapsed = _ms_since(started)
+        notify(BackendEvent(name, "failed", elapsed, detail))
+        return BackendOutcome(name, None, Failed(detail, backend=name), elapsed)
 
     def _failure_message(self, result: RoleResult, enabled: list[str]) -> str:
         what = f"{self.kind} '{self.name}' failed"
@@ -380,8 +399,25 @@ class _RoleCall:
         return what + mode
 
 
+async def _cancel(tasks: set[asyncio.Task[BackendOutcome]]) -> None:
+    """Cancel ``tasks`` and wait until each has stopped (its child processes killed)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+
+
 def _nobody(event: BackendEvent) -> None:
     """The listener of a call that no one listens to."""
+
+
+def _non_empty(response: Response) -> Response:
+    """An answer with no visible text is a failure, whatever the backend type, so a
+    ``fallback`` role moves on and a parallel role does not count it."""
+    if response.text.strip():
+        return response
+    detail = "empty answer" if not response.text else "empty answer (only whitespace)"
+    raise Failed(detail, backend=response.backend)
 
 
 def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:

@@ -4,11 +4,20 @@ Every value that comes from a ``${VAR}`` in a sensitive place (``api_key``, URLs
 CLI ``args``/``env``) is registered here when it is expanded. Everything that leaves the
 process for a user (output, logs, errors, run records, saved files, the memory DB) passes
 through :func:`redact`, so a registered value can never be shown.
+
+A value rarely leaks only as itself: a server echoing a header answers it JSON-escaped, a
+shell step may print it URL-encoded or base64-encoded, and JSON inside JSON escapes it twice.
+So :func:`redact` masks each secret in every spelling that decodes back to it (see
+:mod:`llm_mux.secret_forms`). Structured output is masked value by value with
+:func:`redact_data` before it is serialised, and the serialised text is masked again.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
+
+from llm_mux.secret_forms import Masker
 
 MASK = "***"
 _MIN_LENGTH = 4
@@ -50,15 +59,38 @@ def register(value: str) -> None:
 
 
 def redact(text: str) -> str:
-    """Replace every registered secret in ``text`` with ``***``."""
+    """Replace every registered secret in ``text``, in any of its spellings, with ``***``."""
     if not _registered or not text:
         return text
+    return _masker().mask(text, MASK)
+
+
+def redact_data(value: Any) -> Any:
+    """``value`` with every string in it (keys too) redacted, for masking before serialising."""
+    if not _registered:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(item) for item in value]
+    return value
+
+
+_cache: list[tuple[frozenset[str], Masker]] = []
+
+
+def _masker() -> Masker:
+    """The masker of the registered values, rebuilt only when they change."""
     with _lock:
-        values = sorted(_registered, key=len, reverse=True)
-    for value in values:
-        if value in text:
-            text = text.replace(value, MASK)
-    return text
+        values = frozenset(_registered)
+        if _cache and _cache[0][0] == values:
+            return _cache[0][1]
+    masker = Masker(values)
+    with _lock:
+        _cache[:] = [(values, masker)]
+    return masker
 
 
 def registered() -> frozenset[str]:

@@ -19,7 +19,7 @@ from typing import Literal
 from llm_mux.backends.base import Delta, Request, Response, deltas
 from llm_mux.backends.build import unavailable_reason
 from llm_mux.backends.retry import call_with_retries
-from llm_mux.errors import BackendError, BackendTimeout, ConfigError
+from llm_mux.errors import BackendError, BackendTimeout, ConfigError, Failed
 from llm_mux.roles import (
     BackendOutcome,
     Multiplexer,
@@ -129,7 +129,7 @@ async def open_backend(mux: Multiplexer, name: str, request: Request) -> Opened:
             rest = deltas(backend, request)
             stack.push_async_callback(rest.aclose)
             async with asyncio.timeout_at(deadline):
-                first = await anext(rest, Delta())
+                first = await _first_text(rest, name)
         except TimeoutError:
             await stack.aclose()
             raise BackendTimeout(f"no answer within {timeout:g} s", backend=name) from None
@@ -141,6 +141,20 @@ async def open_backend(mux: Multiplexer, name: str, request: Request) -> Opened:
 
     await call_with_retries(attempt, cfg)
     return found[-1]
+
+
+async def _first_text(rest: AsyncIterator[Delta], backend: str) -> Delta:
+    """The deltas up to the first visible text, as one: an answer with none is a failure,
+    as for whole answers, so a fallback role moves on before anything is sent."""
+    texts: list[str] = []
+    usage = None
+    async for delta in rest:
+        texts.append(delta.text)
+        usage = delta.usage or usage
+        if delta.text.strip():
+            return Delta("".join(texts), usage)
+    detail = "empty answer (only whitespace)" if "".join(texts) else "empty answer"
+    raise Failed(detail, backend=backend)
 
 
 async def _try(mux: Multiplexer, name: str, request: Request) -> Opened | BackendOutcome:

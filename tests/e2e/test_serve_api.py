@@ -390,7 +390,7 @@ def test_non_streaming_backend_streams_as_one_delta(oai: openai.OpenAI) -> None:
 def test_fallback_never_switches_after_the_first_byte(
     oai: openai.OpenAI, upstream: FakeLLMServer
 ) -> None:
-    upstream.script(Reply(text="cut short here", cut=True), model="up-model")
+    upstream.script(Reply(text="cut short here", cut_early=True), model="up-model")
     before = upstream.count(model="plain-model")
     stream = oai.chat.completions.create(
         model="sfb", messages=[{"role": "user", "content": "x"}], stream=True
@@ -648,8 +648,8 @@ def test_wrong_method_and_unknown_path(served: Served) -> None:
 def test_no_secret_and_no_traceback_in_answers_or_log(
     served: Served, oai: openai.OpenAI, upstream: FakeLLMServer
 ) -> None:
+    upstream.script(error(500, f"echoing {UPSTREAM_KEY}"), model="plain-model")
     for model in ("wrongkey", "up_plain", "down"):
-        upstream.script(error(500, f"echoing {UPSTREAM_KEY}"), model="plain-model")
         with pytest.raises(openai.APIStatusError) as caught:
             ask(oai, model)
         assert UPSTREAM_KEY not in caught.value.response.text
@@ -721,3 +721,15 @@ def test_every_answer_names_the_request_and_backend_headers(served: Served) -> N
 
 
 BODY_ECHO = '{"model": "m_echo", "messages": [{"role": "user", "content": "x"}]}'
+
+
+def test_an_empty_stream_fails_over_before_the_first_byte(
+    oai: openai.OpenAI, upstream: FakeLLMServer
+) -> None:
+    upstream.script(Reply(text="  "), model="up-model")
+    raw = oai.chat.completions.with_raw_response.create(
+        model="sfb", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    assert raw.headers["x-llm-mux-backend"] == "up_plain"
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == "plain-model answers: x"

@@ -37,9 +37,10 @@ class Reply:
     delay: float = 0.0  # seconds before answering
     hang: bool = False  # never answer
     drop: bool = False  # close the connection without an answer
+    cut: bool = False  # stream: close the connection before the stream's end marker
     content_type: str = "application/json"
     gate: threading.Event | None = None  # streams: hold the rest after the first piece
-    cut: bool = False  # streams: close the connection after the first piece
+    cut_early: bool = False  # streams: close the connection after the first piece
 
 
 def answer(text: str | None = None, *, delay: float = 0.0) -> Reply:
@@ -73,6 +74,11 @@ def html(status: int = 200) -> Reply:
 
 def drop() -> Reply:
     return Reply(drop=True)
+
+
+def cut(text: str | None = None) -> Reply:
+    """A stream cut short: every event but the end marker ([DONE], message_stop, done)."""
+    return Reply(text=text, cut=True)
 
 
 @dataclass
@@ -257,10 +263,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Connection", "close")
         self.end_headers()
+        if reply.cut:
+            lines = lines[:-1]
         for number, line in enumerate(lines):
             self.wfile.write(line.encode())
             self.wfile.flush()
-            if number == 0 and reply.cut:
+            if number == 0 and reply.cut_early:
                 return self._drop()
             if number == 0 and reply.gate is not None:
                 reply.gate.wait(HANG_LIMIT)

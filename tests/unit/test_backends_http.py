@@ -22,7 +22,6 @@ from llm_mux.errors import (
     BackendTimeout,
     BadRequest,
     ConfigError,
-    Failed,
     ParseError,
     RateLimited,
     ServerError,
@@ -331,10 +330,12 @@ async def test_one_pooled_connection_per_run(llm_server: FakeLLMServer) -> None:
     assert len({r.client for r in llm_server.requests}) == 1
 
 
-async def test_answer_over_the_output_cap_fails(llm_server: FakeLLMServer) -> None:
+async def test_answer_over_the_output_cap_is_a_parse_error(llm_server: FakeLLMServer) -> None:
     llm_server.script(answer("z" * (2 * 1024 * 1024)))
     found = await failure(llm_server, defaults={"max_output_mb": 1})
-    assert isinstance(found, Failed) and "max_output_mb" in str(found)
+    assert isinstance(found, ParseError) and "max_output_mb" in str(found)
+    assert found.error_class == "Parse"
+    assert len(llm_server.requests) == 1  # not retried
 
 
 async def test_url_query_is_kept_but_never_shown(

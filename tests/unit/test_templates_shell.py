@@ -6,6 +6,7 @@ Scripts run under /bin/sh (dash here) and bash when present; outputs are compare
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -43,6 +44,7 @@ printf '%s' '{{ v }}' > single
 printf '%s' x{{ v }}"y{{ v }}"'z{{ v }}' > joined
 printf '%s' {{ v | shell_escape }} > escaped
 printf '%s' "{{ v | shell_escape }}" > escaped_double
+printf '%s' '{{ v | shell_escape }}' > escaped_single
 cat <<EOF > heredoc
 {{ v }}
 EOF
@@ -73,7 +75,8 @@ def expected(value: str) -> dict[str, str]:
         "single": value,
         "joined": f"x{value}y{value}z{value}",
         "escaped": value,
-        "escaped_double": value,
+        "escaped_double": shlex.quote(value),
+        "escaped_single": shlex.quote(value),
         "heredoc": value + "\n",
         "heredoc_quoted": value + "\n",
         "heredoc_tabs": value + "\n",

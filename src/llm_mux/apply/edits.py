@@ -8,12 +8,13 @@ problem; an answer with no edits at all is an error showing what was expected.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from llm_mux import answer_json
+from llm_mux.answer_json import FENCE as _FENCE
 from llm_mux.errors import ApplyError
 from llm_mux.secrets import redact
 
@@ -105,20 +106,6 @@ def _got(text: str) -> str:
 
 # --- JSON -----------------------------------------------------------------------------------
 
-_DECODER = json.JSONDecoder(strict=False)  # tolerate raw newlines inside strings
-# Where an embedded edit can start, and a key one must hold: keeps the scan linear-ish on
-# hostile text (each failed decode costs O(position) to report its line number).
-_OPENER = re.compile(r'\{\s*"|\[\s*\{')
-_EDIT_KEY = re.compile(r'"(?:path|file|edits)"\s*:')
-_MAX_MISSES = 2000
-
-
-def _loads(text: str) -> object:
-    try:
-        return _DECODER.decode(text)
-    except (ValueError, RecursionError):
-        return None
-
 
 def _is_edit_object(value: object) -> bool:
     return (
@@ -178,60 +165,17 @@ def _collect(values: Iterator[object]) -> list[Edit] | None:
 
 
 def _whole_json(text: str) -> list[Edit] | None:
-    return _collect(iter([_loads(text.strip())]))
+    return _collect(iter([answer_json.loads(text)]))
 
 
 def _fenced_json(text: str) -> list[Edit] | None:
-    return _collect(_loads(body) for _, body in fenced_blocks(text))
+    return _collect(answer_json.fenced(text))
 
 
 def _embedded_json(text: str) -> list[Edit] | None:
-    return _collect(_balanced_values(text))
-
-
-def _balanced_values(text: str) -> Iterator[object]:
-    """Each JSON object or array that starts at a ``{``/``[`` and parses, left to right."""
-    if not _EDIT_KEY.search(text):
-        return
-    pos = misses = 0
-    while misses < _MAX_MISSES and (match := _OPENER.search(text, pos)) is not None:
-        try:
-            value, end = _DECODER.raw_decode(text, match.start())
-        except (ValueError, RecursionError):
-            value = None
-        if _looks_like_edits(value):
-            yield value
-            pos = end
-        else:
-            misses += 1
-            pos = match.start() + 1
-
-
-# --- fences ---------------------------------------------------------------------------------
-
-_FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w+#.-]*)")
-
-
-def fenced_blocks(text: str) -> Iterator[tuple[str, str]]:
-    """Yield ``(language, body)`` of each fenced code block; an unclosed fence runs to the end."""
-    lines = text.split("\n")  # not splitlines(): form feeds etc. inside a body are content
-    i = 0
-    while i < len(lines):
-        opening = _FENCE.match(lines[i])
-        if opening is None:
-            i += 1
-            continue
-        fence, language = opening.group(1), opening.group(2).lower()
-        end = i + 1
-        while end < len(lines) and not _closes(lines[end], fence):
-            end += 1
-        yield language, "\n".join(lines[i + 1 : end])
-        i = end + 1
-
-
-def _closes(line: str, fence: str) -> bool:
-    stripped = line.strip()
-    return stripped.startswith(fence) and not stripped.strip(fence[0])
+    """Every edit-shaped value embedded in the text, inside other JSON too, left to right."""
+    values = answer_json.embedded(text)
+    return _collect(v for value in values for v in answer_json.nested(value, _looks_like_edits))
 
 
 # --- SEARCH/REPLACE -------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.backends.base import Delta, Request, Usage
-from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error
-from llm_mux.errors import ServerError
+from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error, truncated
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -86,7 +85,7 @@ class AnthropicBackend(HttpBackend):
             elif kind == "message_stop":
                 yield Delta("", Usage(tokens_in, tokens_out))
                 return
-        raise ServerError("the stream ended before message_stop", backend=self.name)
+        raise truncated(response, "message_stop", backend=self.name)
 
 
 def _usage(data: Any) -> Usage | None:

@@ -27,7 +27,7 @@ from llm_mux.errors import (
     BackendError,
     BackendTimeout,
     BadRequest,
-    Failed,
+    ConfigError,
     ParseError,
     RateLimited,
     ServerError,
@@ -45,6 +45,7 @@ CHECK_TIMEOUT = 5.0  # s for a doctor check
 QUOTE_LIMIT = 500  # characters of a misunderstood body quoted in a ParseError
 DETAIL_LIMIT = 300  # characters of an error body shown in a status error
 MiB = 1024 * 1024
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
 log = get_logger("backend.http")
 
@@ -318,6 +319,12 @@ class HttpBackend:
         if not self.cfg.api_key:
             return None
         key = expand(self.cfg.api_key, owner=self._owner, field="api_key", secret=True)
+        if not _HEADER_SAFE.fullmatch(key):
+            raise ConfigError(
+                f"api_key of {self._owner} holds characters an HTTP header cannot carry "
+                "(only printable ASCII is allowed)",
+                hint="check the variable it comes from for a stray character or newline",
+            )
         return key or None
 
     def system(self, request: Request) -> str | None:
@@ -476,9 +483,11 @@ class HttpBackend:
             chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", errors="replace")
 
-    def too_large(self) -> Failed:
+    def too_large(self) -> ParseError:
+        """An answer past ``max_output_mb`` cannot be read, so it is not understood (SPEC §1:
+        ``Failed`` is a CLI's non-zero exit); like any Parse error it is not retried."""
         cap = self.defaults.max_output_mb
-        return Failed(
+        return ParseError(
             f"answer exceeded the cap of {cap} MiB (defaults.max_output_mb)", backend=self.name
         )
 
@@ -526,6 +535,14 @@ def stream_error(payload: Any, *, backend: str) -> BackendError:
     if "auth" in kind or "permission" in kind:
         return AuthError(detail, backend=backend)
     return ServerError(detail, backend=backend)
+
+
+def truncated(response: httpx.Response, marker: str, *, backend: str) -> ServerError:
+    """A stream that ended without its end marker: the connection was cut, so what came is
+    not the whole answer. A ServerError, retried like any dropped connection."""
+    where = safe_url(str(response.url))
+    message = f"the stream from {where} ended before {marker}: the answer was cut short"
+    return ServerError(message, backend=backend)
 
 
 def _ms_since(started: float) -> int:

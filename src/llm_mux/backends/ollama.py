@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.backends.base import Delta, Request, Usage
-from llm_mux.backends.http import HttpBackend, int_or_none, merge, request_messages, stream_error
+from llm_mux.backends.http import (
+    HttpBackend,
+    int_or_none,
+    merge,
+    request_messages,
+    stream_error,
+    truncated,
+)
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -69,6 +76,9 @@ class OllamaBackend(HttpBackend):
             usage = _usage(chunk) if chunk.get("done") else None
             if piece or usage is not None:
                 yield Delta(piece, usage)
+            if chunk.get("done"):
+                return
+        raise truncated(response, 'a chunk with "done": true', backend=self.name)
 
 
 def _usage(data: dict[str, Any]) -> Usage | None:

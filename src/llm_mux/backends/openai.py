@@ -10,8 +10,14 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.backends.base import Delta, Request, Usage
-from llm_mux.backends.http import HttpBackend, int_or_none, merge, request_messages, stream_error
-from llm_mux.errors import ServerError
+from llm_mux.backends.http import (
+    HttpBackend,
+    int_or_none,
+    merge,
+    request_messages,
+    stream_error,
+    truncated,
+)
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -52,22 +58,31 @@ class OpenAIBackend(HttpBackend):
         import httpx2 as httpx
 
         size = 0
+        finished = False
         async for event in httpx.EventSource(response):
             if event.data.strip() == "[DONE]":
-                return
+                finished = True
+                break
             chunk = event.json()
             if not isinstance(chunk, dict):
                 continue
             if "error" in chunk:
                 raise stream_error(chunk["error"], backend=self.name)
             usage = _usage(chunk.get("usage"))
+            finished = finished or _finish_reason(chunk) is not None
             piece = _delta(chunk)
             size += len(piece)
             if size > self._max_bytes:
                 raise self.too_large()
             if piece or usage is not None:
                 yield Delta(piece, usage)
-        raise ServerError("the stream ended before [DONE]", backend=self.name)
+        if not finished:
+            raise truncated(response, "[DONE] or a finish_reason", backend=self.name)
+
+
+def _finish_reason(chunk: dict[str, Any]) -> Any:
+    choices = chunk.get("choices") or []
+    return choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
 
 
 def _delta(chunk: dict[str, Any]) -> str:

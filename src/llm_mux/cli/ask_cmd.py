@@ -124,7 +124,9 @@ def _print_progress(event: BackendEvent) -> None:
 
 def _print_skipped(result: RoleResult) -> None:
     for name, reason in result.skipped.items():
-        click.echo(f"[skipped] {name}: {reason}", err=True)
+        from llm_mux.secrets import redact
+
+        click.echo(redact(f"[skipped] {name}: {reason}"), err=True)
 
 
 def document(result: RoleResult, team: Team | None) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any
 
-from llm_mux.cli.options import Settings
+from llm_mux.cli.options import Settings, current_settings
 from llm_mux.config import Config, load_config
-from llm_mux.secrets import redact
+from llm_mux.secrets import redact, redact_data
 
 
 def load(settings: Settings) -> Config:
@@ -17,10 +17,17 @@ def load(settings: Settings) -> Config:
 
 
 def emit_json(document: Any) -> None:
-    """Write exactly one JSON document on stdout, secrets masked."""
-    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
+    """Write exactly one JSON document on stdout, secrets masked.
+
+    Values are masked before they are serialised (a secret holding ``"`` or ``\\`` is
+    escaped in the text), and the text again (``default=str`` may render any object).
+    """
+    text = json.dumps(redact_data(document), indent=2, ensure_ascii=False, default=str)
     sys.stdout.write(redact(text) + "\n")
     sys.stdout.flush()
+    settings = current_settings()
+    if settings is not None:
+        settings.emitted = True
 
 
 def emit_text(text: str) -> None:

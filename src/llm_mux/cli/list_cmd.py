@@ -71,10 +71,13 @@ def _ecosystem_row(name: str, ecosystem: Ecosystem) -> Row:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """A titled table on stdout; plain strings are shown literally, never as rich markup."""
+    """A titled table on stdout; plain strings are shown literally (never as rich markup),
+    secrets masked (a doctor detail may quote a server's answer)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from llm_mux.secrets import redact
 
     console = Console(soft_wrap=False)
     if not rows:
@@ -84,7 +87,7 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in row))
+        table.add_row(*(Text(redact(cell)) if isinstance(cell, str) else cell for cell in row))
     console.print(table)
 
 

@@ -27,6 +27,7 @@ class Settings:
     team: str | None = None
     config: Path | None = None
     ecosystem: str | None = None
+    emitted: bool = False  # a JSON document is on stdout already
 
     @property
     def json(self) -> bool:
@@ -37,12 +38,29 @@ class Settings:
         return self.output == "quiet"
 
 
+_current: list[Settings] = []
+
+
 def get_settings(ctx: click.Context | None = None) -> Settings:
     """The run's settings, stored on the root context."""
     root = (ctx or click.get_current_context()).find_root()
     if not isinstance(root.obj, Settings):
         root.obj = Settings()
+        _current[:] = [root.obj]
     return root.obj
+
+
+def current_settings() -> Settings | None:
+    """The settings of the invocation in progress, even after its click context has closed.
+
+    The error boundary needs them to answer in the output format that was asked for.
+    """
+    return _current[0] if _current else None
+
+
+def forget_settings() -> None:
+    """Start a new invocation (several may run in one process, e.g. in tests)."""
+    _current.clear()
 
 
 def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:

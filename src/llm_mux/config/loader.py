@@ -47,13 +47,17 @@ def find_project_dir(start: Path) -> Path | None:
 
 
 def config_files(cwd: Path, explicit: Path | None) -> list[Path]:
-    """The config files that apply, earliest (lowest priority) first."""
+    """The config files that apply, earliest (lowest priority) first.
+
+    Anything at a config path counts (a directory too), so that reading it reports the
+    problem instead of the file being skipped without a word.
+    """
     files = []
     user = user_config_dir() / CONFIG_NAME
-    if user.is_file():
+    if user.exists():
         files.append(user)
     project = find_project_dir(cwd)
-    if project is not None and (project / CONFIG_NAME).is_file():
+    if project is not None and (project / CONFIG_NAME).exists():
         files.append(project / CONFIG_NAME)
     if explicit is not None:
         files.append(explicit)
@@ -65,6 +69,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("config file not found", file=path) from None
+    except IsADirectoryError:
+        raise ConfigError("cannot read config file: it is a directory", file=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"cannot read config file: {reason}", file=path) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,7 @@ from llm_mux.errors import StoreError
 
 KINDS = ("facts", "relationships", "entities")
 MAX_REPORTED = 100
-_FENCE = re.compile(r"```[ \t]*json[^\n]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_OBJECT_START = re.compile(r"\{\s*[\"}]")
 _EXPECTED = 'expected a JSON object such as {"facts": [{"project": …, "fact": …, "source": …}]}'
 
 
@@ -81,12 +79,18 @@ def parse_store_input(text: str) -> StorePayload:
 
 
 def extract_document(text: str) -> dict[str, Any]:
-    """The first JSON object (whole text, ```json block, balanced ``{…}``) naming a known key."""
+    """The first JSON object the answer holds (whole text, fenced block, embedded, and the
+    objects inside each, in document order) that names a known key."""
+    from llm_mux.answer_json import candidates, nested
+
     seen_other: dict[str, Any] | None = None
-    for candidate in _candidates(text):
-        if any(key in candidate for key in KINDS):
-            return candidate
-        seen_other = seen_other if seen_other is not None else candidate
+    for candidate in candidates(text):
+        for value in nested(candidate):
+            if not isinstance(value, dict):
+                continue
+            if any(key in value for key in KINDS):
+                return value
+            seen_other = seen_other if seen_other is not None else value
     if seen_other is not None:
         keys = ", ".join(repr(k) for k in list(seen_other)[:10]) or "none"
         raise StoreError(
@@ -94,37 +98,6 @@ def extract_document(text: str) -> dict[str, Any]:
             f"(the JSON object found has keys: {keys}); {_EXPECTED}"
         )
     raise StoreError(f"store input holds no JSON object; {_EXPECTED}")
-
-
-def _candidates(text: str) -> Iterator[dict[str, Any]]:
-    whole = _loads_object(text.strip())
-    if whole is not None:
-        yield whole
-    for match in _FENCE.finditer(text):
-        fenced = _loads_object(match.group(1).strip())
-        if fenced is not None:
-            yield fenced
-    yield from _balanced_objects(text)
-
-
-def _loads_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _balanced_objects(text: str) -> Iterator[dict[str, Any]]:
-    """Objects that parse, starting at each ``{`` in order (the decoder balances braces)."""
-    decoder = json.JSONDecoder()
-    for match in _OBJECT_START.finditer(text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            yield value
 
 
 def validate_document(document: Mapping[str, Any]) -> StorePayload:

@@ -44,7 +44,7 @@ from llm_mux.memory.migrations import (
     prepare,
     retry_while_locked,
 )
-from llm_mux.secrets import redact
+from llm_mux.secrets import redact, redact_data
 
 DEFAULT_ECOSYSTEM = "default"
 BUSY_TIMEOUT_S = 10.0
@@ -255,7 +255,7 @@ class MemoryStore:
         """
         run_id = run_id or uuid.uuid4().hex
         finished = iso_utc(finished_at) if finished_at else utc_now()
-        steps_json = redact(json.dumps(dict(steps or {}), default=str))
+        steps_json = redact(json.dumps(redact_data(dict(steps or {})), default=str))
         texts = (_safe_text(project or ""), _safe_text(workflow))
         times = (iso_utc(started_at), finished, int(success), int(duration_ms))
         error_text = _safe_text(error or "")
@@ -446,7 +446,7 @@ def _relationship_row(eco: str, rel: RelationshipItem, now: str) -> tuple[Any, .
 def _write_entity(conn: sqlite3.Connection, eco: str, entity: EntityItem, now: str) -> None:
     """Move a changed ``properties`` value into the history, then upsert the entity."""
     key = (eco, *map(redact, (entity.project, entity.entity_type, entity.entity_name)))
-    props = redact(json.dumps(entity.properties, sort_keys=True, ensure_ascii=False))
+    props = redact(json.dumps(redact_data(entity.properties), sort_keys=True, ensure_ascii=False))
     conn.execute(_ENTITY_ARCHIVE, (now, *key, props))
     extra = (redact(entity.source), redact(entity.source_type), entity.confidence, now, now)
     conn.execute(_ENTITY_UPSERT, (*key, props, *extra))

@@ -13,6 +13,7 @@ import difflib
 import functools
 import inspect
 import json
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextvars import ContextVar
@@ -117,7 +118,7 @@ def _record(context: Context, value: Any) -> Any:
     record = RECORDER.get()
     if record is None:
         return value
-    return record(str(value), _location())
+    return record(value if isinstance(value, Escaped) else str(value), _location())
 
 
 def _location() -> Location:
@@ -153,7 +154,7 @@ def environment(kind: str = "plain") -> SandboxedEnvironment:
     )
     env.filters.update(FILTERS)
     if kind != "plain":
-        env.filters["shell_escape"] = _identity  # the shell quoting already makes it exact
+        env.filters["shell_escape"] = escaped  # its text is chosen by the value's context
     return env
 
 
@@ -344,8 +345,23 @@ def _is_data(obj: Any, name: str) -> bool:
 # --- filters (all Jinja built-ins stay available; these are added or replaced) ---
 
 
-def _identity(value: Any) -> Any:
-    return value
+class Escaped(str):
+    """``shell_escape`` in a shell ``run``: the POSIX-quoted text, keeping the raw value.
+
+    As a whole ``{{ }}`` in a bare word it stands for ``raw`` (what the shell would parse the
+    quoted text back into); anywhere else — quotes, a here-document, or combined with other
+    text — it is the quoted text, so a nested shell (``bash -c '…'``) parses it back exactly.
+    """
+
+    raw: str
+
+
+def escaped(value: Any) -> Escaped:
+    """The ``shell_escape`` filter of shell templates (see :class:`Escaped`)."""
+    raw = str(value)
+    text = Escaped(shlex.quote(raw))
+    text.raw = raw
+    return text
 
 
 def shell_escape(value: Any) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 from llm_mux.errors import TemplateError
 from llm_mux.templates.environment import (
     RECORDER,
+    Escaped,
     Location,
     compile_template,
     failure,
@@ -98,17 +100,26 @@ class ShellScript:
 
 
 class _Recorder:
-    """Records the value of each ``{{ }}`` of one render and hands out its token."""
+    """Records the value of each ``{{ }}`` of one render and hands out its token.
+
+    A ``{{ x | shell_escape }}`` records its quoted text as the value and keeps the raw value
+    apart (``raw``): a bare-word site uses the raw value, every other site the quoted text.
+    """
 
     def __init__(self) -> None:
         self.nonce = secrets.token_hex(10)
         self.values: list[str] = []
+        self.raw: dict[int, str] = {}
         self.locations: list[Location] = []
         self.token = re.compile(f"LLMMUX{self.nonce}P([0-9]+)Q")
         self.trace = re.compile(re.escape(self.nonce), re.IGNORECASE)
 
     def __call__(self, value: str, location: Location) -> str:
-        if self.trace.search(value):
+        if isinstance(value, Escaped):
+            raw = self.expand(value.raw) if self.trace.search(value.raw) else value.raw
+            self.raw[len(self.values)] = raw
+            value = shlex.quote(raw)
+        elif self.trace.search(value):
             value = self.expand(value)
         self.values.append(value)
         self.locations.append(location)
@@ -139,11 +150,13 @@ def prepare_shell(
     """Render a shell template so each ``{{ }}`` reaches the command as exactly its value."""
     text, recorder = _render(template, context, where, "shell")
     slotted, indexes = _to_slots(text, recorder, where)
-    names = _names(indexes, recorder.values)
-    values = {names[i]: recorder.values[i] for i in indexes}
-    _check_values(values, names, recorder, where)
+    _check_values(recorder, indexes, where)
     found = _scan(slotted, indexes, recorder, where)
-    body = _substitute(slotted, indexes, names, found)
+    pairs = zip(found.sites, indexes, strict=True)
+    carried = [_carried(recorder, index, site) for site, index in pairs]
+    names = _names(carried)
+    values = {names[key]: key[1] for key in carried}
+    body = _substitute(slotted, [names[key] for key in carried], found)
     return _assemble(body, values, spill_dir)
 
 
@@ -190,21 +203,31 @@ def _to_slots(text: str, recorder: _Recorder, where: str) -> tuple[str, list[int
     return slotted, indexes
 
 
-def _names(indexes: list[int], values: list[str]) -> dict[int, str]:
+# What one slot carries: (kind, text); kind 1 is the quoted text of a shell_escape.
+_Carried = tuple[int, str]
+
+
+def _carried(recorder: _Recorder, index: int, site: Site) -> _Carried:
+    """The text a slot carries: a shell_escape stands for its raw value only in a bare word."""
+    raw = recorder.raw.get(index)
+    if raw is None:
+        return (0, recorder.values[index])
+    if site.where is Where.BARE:
+        return (0, raw)
+    return (1, recorder.values[index])
+
+
+def _names(carried: list[_Carried]) -> dict[_Carried, str]:
     """Variable names in order of first appearance; equal values share one variable."""
-    by_value: dict[str, str] = {}
-    names: dict[int, str] = {}
-    for index in indexes:
-        value = values[index]
-        names[index] = by_value.setdefault(value, f"{VALUE_PREFIX}{len(by_value) + 1}")
+    names: dict[_Carried, str] = {}
+    for key in carried:
+        names.setdefault(key, f"{VALUE_PREFIX}{len(names) + 1}")
     return names
 
 
-def _check_values(
-    values: dict[str, str], names: dict[int, str], recorder: _Recorder, where: str
-) -> None:
-    for index, name in names.items():
-        if "\x00" in values[name]:
+def _check_values(recorder: _Recorder, indexes: list[int], where: str) -> None:
+    for index in indexes:
+        if "\x00" in recorder.values[index]:
             raise failure(
                 "the value of a {{ }} contains a NUL byte, which a shell variable cannot hold",
                 where,
@@ -236,11 +259,11 @@ def _refusal(context: str, line: int | None, where: str) -> TemplateError:
     return error
 
 
-def _substitute(slotted: str, indexes: list[int], names: dict[int, str], found: Scan) -> str:
+def _substitute(slotted: str, names: list[str], found: Scan) -> str:
     """Apply the lexer's edits and put a quoted variable reference at every slot."""
     edits = list(found.edits)
-    for site, index in zip(found.sites, indexes, strict=True):
-        text = _reference(site, names[index])
+    for site, name in zip(found.sites, names, strict=True):
+        text = _reference(site, name)
         edits.append(Edit(site.start, site.position + 1, text, site.level))
     edits.sort(key=lambda edit: (edit.start, edit.end))
     parts: list[str] = []

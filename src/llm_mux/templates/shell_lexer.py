@@ -4,7 +4,8 @@ It reads only text the workflow author wrote; every ``{{ }}`` is one ``SLOT`` ch
 values are never lexed. For each slot it reports where it stands (bare word, double or single
 quotes, here-document, comment), how many backtick levels enclose it, and the edits that make
 quoted here-documents able to carry a value. A slot where no quoting can pass the value
-exactly (``$'…'``, ``${…}``, arithmetic, a here-document delimiter, right after ``$``) raises
+exactly (``$'…'``, ``${…}``, arithmetic, a here-document delimiter, right after ``$``, and
+the places where bash evaluates a value, see :mod:`~llm_mux.templates.shell_bash`) raises
 :class:`Refused`; we never guess.
 """
 
@@ -15,6 +16,15 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+
+from llm_mux.templates import shell_bash
+from llm_mux.templates.shell_bash import Names, Word
+from llm_mux.templates.shell_text import (
+    find_terminator,
+    fresh_delimiter,
+    unescape_backticks,
+    unquote_delimiter,
+)
 
 SLOT = "\x00"
 
@@ -59,6 +69,7 @@ class Scan:
 
     sites: list[Site] = field(default_factory=list)
     edits: list[Edit] = field(default_factory=list)
+    names: Names = field(default_factory=Names)
 
 
 class Refused(Exception):
@@ -79,7 +90,11 @@ _PLAIN_DELIMITER = re.compile(r"[A-Za-z0-9_]+")
 _LEADING_KEYWORDS = frozenset(("if", "then", "else", "elif", "while", "until", "do", "!", "{"))
 _META = " \t\n;&|()<>"
 _CASE_TERMINATORS = (";;&", ";;", ";&", ";|")
-_ARITHMETIC_TESTS = frozenset(("-eq", "-ne", "-lt", "-le", "-gt", "-ge"))
+_TEST_REFUSALS = {
+    **dict.fromkeys(("-eq", "-ne", "-lt", "-le", "-gt", "-ge"), "arithmetic comparison"),
+    "-v": "-v test (bash evaluates an array subscript)",
+}
+_COMPOUND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[[^\]]*")
 
 
@@ -106,13 +121,20 @@ class _Commands:
     saved_refusal: str | None = None  # to restore when a ``let`` command ends
     in_let: bool = False
     test_collector: bool = False  # this list opened ``[[`` and collects its slots
-    test_arithmetic: bool = False
+    test_refusal: str | None = None
+    words: list[Word] = field(default_factory=list)  # of the current simple command
+    word_start: int = 0
+    redirect_next: bool = False  # the next word is a redirection's target
+    word_redirect: bool = False
 
 
 def scan(text: str) -> Scan:
     """Lex a rendered shell script in which each ``{{ }}`` is a ``SLOT``."""
     lexer = _Lexer(text, list(range(len(text) + 1)), 0, Scan(), None)
     lexer.commands(None, len(text))
+    refusal = shell_bash.check_assignments(lexer.out.names)
+    if refusal is not None:
+        raise Refused(*refusal)
     return lexer.out
 
 
@@ -185,6 +207,8 @@ class _Lexer:
         c = self.s[self.i]
         if not st.in_word:
             st.first = st.command_start
+            st.word_start, st.word_redirect = self.i, st.redirect_next
+            st.redirect_next = False
         st.in_word = True
         match = _WORD_RUN.match(self.s, self.i, end)
         if match:
@@ -221,6 +245,8 @@ class _Lexer:
     def finish_word(self, st: _Commands) -> None:
         if not st.in_word:
             return
+        if st.first or st.words:
+            st.words.append(self.word(st))
         word = st.word if st.plain else None
         st.word, st.plain, st.in_word = "", True, False
         if st.test_collector:
@@ -246,6 +272,11 @@ class _Lexer:
         else:
             st.command_start = st.command_start and word in _LEADING_KEYWORDS
 
+    def word(self, st: _Commands) -> Word:
+        start = st.word_start
+        slots = [(j - start, self.origin[j]) for j in _slots(self.s, start, self.i)]
+        return Word(self.s[start : self.i], slots, st.word_redirect)
+
     def arithmetic_command(self, st: _Commands, word: str | None) -> None:
         """``let`` evaluates its words as arithmetic; ``[[`` does for -eq and friends (bash)."""
         st.command_start = False
@@ -253,22 +284,26 @@ class _Lexer:
             st.saved_refusal, st.in_let = self.refusal, True
             self.refusal = self.refusal or "in a let command (arithmetic)"
         elif word == "[[" and self.collect is None:
-            self.collect, st.test_collector, st.test_arithmetic = [], True, False
+            self.collect, st.test_collector, st.test_refusal = [], True, None
 
     def test_word(self, st: _Commands, word: str | None) -> None:
-        if word in _ARITHMETIC_TESTS:
-            st.test_arithmetic = True
+        if word in _TEST_REFUSALS:
+            st.test_refusal = st.test_refusal or _TEST_REFUSALS[word]
         elif word == "]]":
             slots = self.collect or []
             self.collect, st.test_collector = None, False
-            if st.test_arithmetic and slots:
-                raise Refused(slots[0], "in a [[ … ]] arithmetic comparison")
+            if st.test_refusal and slots:
+                raise Refused(slots[0], f"in a [[ … ]] {st.test_refusal}")
 
     def end_command(self, st: _Commands) -> None:
         if st.in_let:
             self.refusal, st.in_let = st.saved_refusal, False
         if st.test_collector:
             self.collect, st.test_collector = None, False
+        words, st.words, st.redirect_next = st.words, [], False
+        refusal = shell_bash.check_command(words, self.out.names)
+        if refusal is not None:
+            raise Refused(*refusal)
 
     def newline(self, st: _Commands, end: int) -> None:
         self.finish_word(st)
@@ -282,8 +317,11 @@ class _Lexer:
 
     def operator(self, st: _Commands, closer: str | None, end: int) -> bool:
         """Handle an operator character; True when it closes the current ``$(``."""
-        self.finish_word(st)
         c = self.s[self.i]
+        if c == "(" and st.in_word and st.plain and _COMPOUND.fullmatch(st.word):
+            self.array_body(end)  # ``a=(…)``: the word goes on
+            return False
+        self.finish_word(st)
         top = st.case[-1] if st.case else None
         if c in "<>":
             self.redirection(st, end)
@@ -328,14 +366,47 @@ class _Lexer:
 
     def redirection(self, st: _Commands, end: int) -> None:
         s, i = self.s, self.i
+        st.redirect_next = True
         if s.startswith("<<<", i):
             self.i += 3
         elif s.startswith("<<", i):
             strip = s.startswith("<<-", i)
             self.i += 3 if strip else 2
             self.heredoc_operator(st, strip, end)
+            st.redirect_next = False
         else:
             self.i += 2 if self.peek(1, end) in ">&|" and self.peek(1, end) else 1
+
+    def array_body(self, end: int) -> None:
+        """The ``(…)`` of ``a=(…)``: a slot in an element's ``[subscript]`` is refused."""
+        self.i += 1
+        subscript = False
+        while self.i < end:
+            c = self.s[self.i]
+            if c == ")":
+                self.i += 1
+                return
+            if c in " \t\n":
+                subscript = False
+                self.i += 1
+                continue
+            if c == "#" and self.s[self.i - 1] in "( \t\n":
+                self.comment(end)
+                continue
+            subscript = subscript or (c == "[" and self.s[self.i - 1] in "( \t\n")
+            match = _WORD_RUN.match(self.s, self.i, end)
+            if match:
+                subscript = subscript and "]" not in match.group()
+                self.i = match.end()
+                continue
+            with self.refusing("inside an array subscript") if subscript else nullcontext():
+                if c == SLOT:
+                    self.site(self.i, Where.BARE)
+                    self.i += 1
+                elif c in ";&|<>(":
+                    self.i += 1
+                else:
+                    self.quoting(c, end)
 
     def comment(self, end: int) -> None:
         stop = self.s.find("\n", self.i, end)
@@ -470,7 +541,7 @@ class _Lexer:
         while j < end and self.s[j] != "`":
             j += 2 if self.s[j] == "\\" else 1
         stop = min(j, end)
-        body, origin = _unescape_backticks(self.s, start, stop, self.origin, in_double)
+        body, origin = unescape_backticks(self.s, start, stop, self.origin, in_double)
         inner = _Lexer(body, origin, self.level + 1, self.out, self.refusal)
         inner.collect = self.collect
         inner.commands(None, len(body))
@@ -502,13 +573,15 @@ class _Lexer:
             if SLOT in text:
                 self.refuse(self.i + text.index(SLOT), "in a here-document delimiter")
             quoted = quoted or c in "\\'\""
-            parts.append(_unquote_delimiter(text))
+            parts.append(unquote_delimiter(text))
             self.i = stop
         return "".join(parts), quoted
 
     def heredoc_body(self, heredoc: _Heredoc, end: int) -> None:
         start = self.i
-        body_end, terminator = _find_terminator(self.s, start, end, heredoc)
+        body_end, terminator = find_terminator(
+            self.s, start, end, heredoc.delimiter, heredoc.strip_tabs
+        )
         if not heredoc.quoted:
             self.double_quoted(body_end, heredoc=True)
         elif SLOT in self.s[start:body_end]:
@@ -531,7 +604,7 @@ class _Lexer:
         body = self.s[start:stop]
         delimiter = heredoc.delimiter
         if not _PLAIN_DELIMITER.fullmatch(delimiter):
-            delimiter = _fresh_delimiter(body, heredoc.strip_tabs)
+            delimiter = fresh_delimiter(body, heredoc.strip_tabs)
         self.edit(heredoc.opener[0], heredoc.opener[1], delimiter)
         if terminator is not None and delimiter != heredoc.delimiter:
             line_start, line_end = terminator
@@ -551,59 +624,3 @@ def _slots(text: str, start: int, stop: int) -> Iterator[int]:
     while j >= 0:
         yield j
         j = text.find(SLOT, j + 1, stop)
-
-
-def _unescape_backticks(
-    text: str, start: int, stop: int, origin: list[int], in_double: bool
-) -> tuple[str, list[int]]:
-    """The command inside backticks: ``\\$``, ``\\``` and ``\\\\`` (and ``\\"``) unescaped."""
-    escapable = '$`\\"' if in_double else "$`\\"
-    chars: list[str] = []
-    mapping: list[int] = []
-    j = start
-    while j < stop:
-        if text[j] == "\\" and j + 1 < stop and text[j + 1] in escapable:
-            chars.append(text[j + 1])
-            mapping.append(origin[j])
-            j += 2
-        else:
-            chars.append(text[j])
-            mapping.append(origin[j])
-            j += 1
-    mapping.append(origin[stop])
-    return "".join(chars), mapping
-
-
-def _unquote_delimiter(part: str) -> str:
-    if part.startswith("'"):
-        return part[1:].removesuffix("'")
-    if part.startswith('"'):
-        inner = part[1:].removesuffix('"')
-        return re.sub(r'\\([$`"\\\n])', r"\1", inner)
-    if part.startswith("\\"):
-        return part[1:]
-    return part
-
-
-def _find_terminator(
-    text: str, start: int, end: int, heredoc: _Heredoc
-) -> tuple[int, tuple[int, int] | None]:
-    """Where the body ends, and the terminator line's span (None when it runs to the end)."""
-    pos = start
-    while pos < end:
-        newline = text.find("\n", pos, end)
-        line_end = end if newline < 0 else newline
-        line = text[pos:line_end]
-        if (line.lstrip("\t") if heredoc.strip_tabs else line) == heredoc.delimiter:
-            return pos, (pos, line_end)
-        pos = line_end + 1
-    return end, None
-
-
-def _fresh_delimiter(body: str, strip_tabs: bool) -> str:
-    lines = {line.lstrip("\t") if strip_tabs else line for line in body.split("\n")}
-    candidate, n = "LLM_MUX_EOF", 1
-    while candidate in lines:
-        n += 1
-        candidate = f"LLM_MUX_EOF_{n}"
-    return candidate

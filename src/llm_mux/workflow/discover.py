@@ -50,6 +50,8 @@ def find_workflow(
     if _looks_like_path(name):
         if candidate.is_file():
             return candidate
+        if candidate.is_dir():
+            raise _directory(name)
         raise UsageError(f"workflow file not found: {name}")
     for directory in search_dirs(here, environ):
         path = directory / f"{name}{SUFFIX}"
@@ -57,7 +59,17 @@ def find_workflow(
             return path
     if candidate.is_file():
         return candidate
+    if candidate.is_dir():
+        raise _directory(name)
     raise _unknown(name, available(here, environ))
+
+
+def _directory(name: str) -> UsageError:
+    return UsageError(
+        f"'{name}' is a directory, not a workflow file",
+        hint="name a workflow .toml file, or a workflow by name (e.g. 'review' for "
+        ".llm-mux/workflows/review.toml)",
+    )
 
 
 def _unknown(name: str, known: dict[str, Path]) -> UsageError:

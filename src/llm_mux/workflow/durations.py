@@ -42,14 +42,22 @@ def _parse_text(text: str) -> float:
 
 
 def _positive(ms: float) -> float:
-    if not math.isfinite(ms) or ms <= 0:
+    if math.isnan(ms) or math.isinf(ms):
+        raise ValueError(f'a duration must be a finite number, got {ms}; write e.g. "90s" or "1h"')
+    if ms <= 0:
         raise ValueError("a duration must be greater than zero")
     return ms
 
 
 def looks_like_seconds(value: object) -> bool:
-    """True for a plain number under 1000: almost certainly seconds written as ms."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and value < SECONDS_HINT
+    """True for a plain positive number under 1000: almost certainly seconds written as ms.
+
+    Zero, negative and non-finite values are errors of their own; suggesting ``"-5s"`` for
+    them would only lead to a second error.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return 0 < value < SECONDS_HINT
 
 
 def format_ms(ms: float) -> str:

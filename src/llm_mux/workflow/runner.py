@@ -289,25 +289,36 @@ class Runner:
     # --- for_each ---
 
     async def _for_each(self, step: Step, context: dict[str, Any]) -> StepResult:
-        items = self._items(step, context)
-        limit = asyncio.Semaphore(step.parallel_items)
-        stop = asyncio.Event()
-        stop_on_failure = not self._tolerates_failure(step)
+        """Items run by ``max_parallel`` workers taking the next index in input order.
 
-        async def one(index: int, item: Any) -> StepResult:
-            label = f"{step.name}[{index + 1}]"
-            async with limit:
-                if stop.is_set():
+        One task per worker, not per item: a list of 100,000 items costs 16 tasks, so a
+        signal or a failure stops the step at once instead of unwinding 100,000 waiters.
+        """
+        items = self._items(step, context)
+        results: list[StepResult] = [skipped_result("")] * len(items)
+        pending = iter(range(len(items)))
+        stop_on_failure = not self._tolerates_failure(step)
+        stopped = False
+
+        async def worker() -> None:
+            nonlocal stopped
+            for index in pending:
+                label = f"{step.name}[{index + 1}]"
+                if stopped:
                     result = skipped_result(label)
                 else:
                     result = await self._item(step, context, items, index, label)
-            if result.status == "failed" and stop_on_failure:
-                stop.set()
-            result.item = item
-            return result
+                    stopped = stopped or (result.status == "failed" and stop_on_failure)
+                result.item = items[index]
+                results[index] = result
 
-        results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
-        return _combine(step.name, list(results))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(step.parallel_items, len(items))):
+                    group.create_task(worker())
+        except BaseExceptionGroup as errors:  # a bug in one worker: report it, not the group
+            raise errors.exceptions[0] from None
+        return _combine(step.name, results)
 
     async def _item(
         self, step: Step, context: dict[str, Any], items: list[Any], index: int, label: str

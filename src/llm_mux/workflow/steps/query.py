@@ -1,15 +1,13 @@
 """``type = "query"``: send the rendered prompt to a role (or one backend).
 
 With ``output_schema`` the answer's JSON is taken from the whole text, else the first
-```json fenced block, else the first balanced ``{…}``/``[…]``, and validated; a mismatch
-fails the step with the schema error. The answer is data: it is never rendered.
+```json fenced block, else the first balanced ``{…}``/``[…]`` (the rules of
+:mod:`llm_mux.answer_json`, shared with store and apply), and validated; a mismatch fails
+the step with the schema error. The answer is data: it is never rendered.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import did_you_mean
@@ -19,50 +17,12 @@ from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepO
 if TYPE_CHECKING:
     from llm_mux.workflow.model import QueryStep, Step
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*json[ \t]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
-_MAX_CANDIDATES = 200
-_NO_JSON = object()
-
 
 def extract_json(text: str) -> Any:
-    """The JSON an answer holds (see the module docstring); raises ValueError if none."""
-    for candidate in _candidates(text):
-        return candidate
-    raise ValueError("the answer holds no JSON")
+    """The JSON an answer holds (see :mod:`llm_mux.answer_json`); raises ValueError if none."""
+    from llm_mux.answer_json import extract
 
-
-def _candidates(text: str) -> Iterator[Any]:
-    stripped = text.strip()
-    value = _loads(stripped)
-    if value is not _NO_JSON:
-        yield value
-    for match in _FENCE.finditer(text):
-        value = _loads(match.group(1).strip())
-        if value is not _NO_JSON:
-            yield value
-            return
-    yield from _balanced(text)
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return _NO_JSON
-
-
-def _balanced(text: str) -> Iterator[Any]:
-    decoder = json.JSONDecoder()
-    starts = (m.start() for m in re.finditer(r"[{\[]", text))
-    for attempt, start in enumerate(starts):
-        if attempt >= _MAX_CANDIDATES:
-            return
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        yield value
-        return
+    return extract(text)
 
 
 def check_schema(schema: dict[str, Any]) -> str | None:
