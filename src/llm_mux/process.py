@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +80,8 @@ class ProcessRequest:
     timeout: float | None = None
     max_output: int = DEFAULT_MAX_OUTPUT
     kill_grace: float = KILL_GRACE
+    # Called with ("stdout" | "stderr", chunk) as output arrives, to watch a child live.
+    on_output: Callable[[str, bytes], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,12 @@ class _Capped(Exception):
     """Internal: a stream passed its cap."""
 
 
-async def _read_stream(stream: asyncio.StreamReader | None, cap: int, truncate: bool) -> bytes:
+OutputHook = Callable[[bytes], None] | None
+
+
+async def _read_stream(
+    stream: asyncio.StreamReader | None, cap: int, truncate: bool, notify: OutputHook = None
+) -> bytes:
     """Read a stream to EOF into a list of chunks (no quadratic copying).
 
     Past ``cap`` either raise (stdout: the caller kills the child) or keep reading and
@@ -130,6 +137,8 @@ async def _read_stream(stream: asyncio.StreamReader | None, cap: int, truncate: 
     chunks: list[bytes] = []
     size = 0
     while chunk := await stream.read(_READ_CHUNK):
+        if notify is not None:
+            notify(chunk)
         size += len(chunk)
         if size > cap:
             if not truncate:
@@ -160,13 +169,69 @@ async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
         if pgid not in _forwarded:  # started just as the signal arrived
             _forwarded.add(pgid)
             _signal_group(pgid, _shutdown_signal)
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-    except (TimeoutError, asyncio.CancelledError):
-        pass
+    with contextlib.suppress(asyncio.CancelledError):
+        await _settled(proc, grace)
     _signal_group(pgid, signal.SIGKILL)
-    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+    with contextlib.suppress(asyncio.CancelledError):
+        await _settled(proc, grace)
+
+
+async def _settled(proc: asyncio.subprocess.Process, within: float) -> None:
+    """Wait up to ``within`` s until the child exited and its pipes closed, or its group is
+    empty, whichever comes first.
+
+    The pipes alone are no guide: a process that left the group (``setsid``) may hold them
+    open for ever. The group alone is slow where dead members wait to be reaped.
+    """
+    waiters = {
+        asyncio.ensure_future(proc.wait()),
+        asyncio.ensure_future(_group_gone(proc, within)),
+    }
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.wait(waiters)
+
+
+async def _group_gone(proc: asyncio.subprocess.Process, within: float) -> None:
+    """Wait until no live process is left in the child's group, or ``within`` seconds."""
+    deadline = time.monotonic() + within
+    delay = 0.001
+    while _group_alive(proc) and time.monotonic() < deadline:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _EXIT_POLL)
+
+
+def _group_alive(proc: asyncio.subprocess.Process) -> bool:
+    """Whether a member of the child's group still runs.
+
+    Once the leader has exited, members that died are zombies until their new parent reaps
+    them — slowly, or never, under some container inits — so on Linux zombies do not count.
+    """
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal still exists
+        return True
+    return proc.returncode is None or _live_member(proc.pid)
+
+
+def _live_member(pgid: int) -> bool:
+    try:
+        entries = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:  # no /proc: count every member
+        return True
+    for entry in entries:
+        try:
+            fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def begin_shutdown(signum: int) -> None:
@@ -276,8 +341,12 @@ async def _communicate(
     kill the group so a stray background job cannot stall the run.
     """
     stdin_task = asyncio.ensure_future(_feed_stdin(proc, request.stdin))
-    out_task = asyncio.ensure_future(_read_stream(proc.stdout, request.max_output, truncate=False))
-    err_task = asyncio.ensure_future(_read_stream(proc.stderr, STDERR_CAP, truncate=True))
+    out_task = asyncio.ensure_future(
+        _read_stream(proc.stdout, request.max_output, False, _hook(request, "stdout"))
+    )
+    err_task = asyncio.ensure_future(
+        _read_stream(proc.stderr, STDERR_CAP, True, _hook(request, "stderr"))
+    )
     exit_task = asyncio.ensure_future(_exited(proc))
     tasks = (stdin_task, out_task, err_task, exit_task)
     try:
@@ -301,6 +370,13 @@ async def _communicate(
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _hook(request: ProcessRequest, stream: str) -> OutputHook:
+    on_output = request.on_output
+    if on_output is None:
+        return None
+    return lambda chunk: on_output(stream, chunk)
 
 
 def _close_pipes(proc: asyncio.subprocess.Process) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from llm_mux.backends.base import Backend, Request, Response
 from llm_mux.backends.build import build_backend, unavailable_reason
 from llm_mux.backends.http import HttpClientHolder
-from llm_mux.backends.limits import Limiter, LocalLimiter
+from llm_mux.backends.limits import Limiter, build_limiter
 from llm_mux.backends.retry import call_with_retries
 from llm_mux.config import Config, Role, Team
 from llm_mux.errors import (
@@ -47,6 +47,7 @@ class BackendOutcome:
     error: BackendError | None
     duration_ms: int
     attempts: int = 1
+    attempt_errors: list[str] | None = None  # each attempt's class, when retried
 
     @property
     def ok(self) -> bool:
@@ -64,11 +65,14 @@ class BackendOutcome:
 
     @property
     def error_text(self) -> str | None:
-        """The error without the backend prefix, with the attempts when it was retried."""
+        """The error without the backend prefix; when it was retried, each attempt's class."""
         if self.error is None:
             return None
         text = self.error.message.removeprefix(f"backend '{self.backend}': ")
-        return f"{text} (after {self.attempts} attempts)" if self.attempts > 1 else text
+        if self.attempts <= 1:
+            return text
+        classes = f": {', '.join(self.attempt_errors)}" if self.attempt_errors else ""
+        return f"{text} (after {self.attempts} attempts{classes})"
 
 
 @dataclass
@@ -164,7 +168,7 @@ class Multiplexer:
         self.cwd = cwd
         self._listener = listener
         self._client = HttpClientHolder()
-        self._limiter = limiter if limiter is not None else LocalLimiter.from_config(config)
+        self._limiter = limiter if limiter is not None else build_limiter(config)
         self._backends: dict[str, Backend] = {}
 
     async def __aenter__(self) -> Multiplexer:
@@ -179,8 +183,11 @@ class Multiplexer:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled HTTP client."""
-        await self._client.aclose()
+        """Close the pooled HTTP client and the limiter (a shared one holds connections)."""
+        try:
+            await self._limiter.aclose()
+        finally:
+            await self._client.aclose()
 
     def resolve_role(self, name: str) -> Role:
         """The role called ``name`` with the active team's override applied."""
@@ -199,7 +206,7 @@ class Multiplexer:
             update["min_success"] = override.min_success
         return role.model_copy(update=update)
 
-    def slot(self, backend: str) -> AbstractAsyncContextManager[None]:
+    def slot(self, backend: str) -> AbstractAsyncContextManager[Any]:
         """A limiter slot for one request to ``backend`` (waits while limits are reached)."""
         return self._limiter.slot(backend)
 
@@ -269,20 +276,29 @@ class Multiplexer:
 
         try:
             backend = self.backend(name)
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare()  # before the limiter: a paced request goes out when admitted
             request = self.request(prompt, system, template)
 
             async def attempt() -> Response:
                 emit("waiting")
-                async with self._limiter.slot(name):
+                async with self._limiter.slot(name) as lease:
                     emit("running")
-                    return _non_empty(await backend.complete(request))
+                    response = await backend.complete(request)
+                    tokens = response.usage.total_tokens if response.usage else None
+                    if tokens:
+                        lease.charge(tokens)  # spent even when the answer is refused below
+                    return _non_empty(response)
 
             response = await call_with_retries(
                 attempt, self.config.backend(name), on_retry=on_retry
             )
         except (BackendError, ConfigError) as exc:
             error = _as_backend_error(exc, name)
-            outcome = BackendOutcome(name, None, error, _ms_since(started), _attempts(exc))
+            outcome = BackendOutcome(
+                name, None, error, _ms_since(started), _attempts(exc), _attempt_errors(exc)
+            )
             emit("failed", outcome.error_text or "")
             return outcome
         emit("done")
@@ -430,6 +446,11 @@ def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
 def _attempts(exc: BaseException) -> int:
     attempts = getattr(exc, "attempts", 1)
     return attempts if isinstance(attempts, int) and attempts > 0 else 1
+
+
+def _attempt_errors(exc: BaseException) -> list[str] | None:
+    found = getattr(exc, "attempt_errors", None)
+    return [str(label) for label in found] if isinstance(found, list) else None
 
 
 def _ms_since(started: float) -> int:

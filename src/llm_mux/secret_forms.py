@@ -27,11 +27,28 @@ _ESCAPE = r"\\{1,16}"  # one backslash, or the doubled ones of JSON nested in JS
 _WIDEST = 64  # most characters one character of a secret can take in any spelling
 _MIN_BASE64 = 8  # shorter fragments would mask ordinary words
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
-_ALNUM_HEX = r"(?:3[0-9]|[46][1-9a-f]|[57][0-9a])"
+_ALNUM_HEX = r"(?:3[0-9]|[46][1-9a-fA-F]|[57][0-9aA])"
+_ALNUM_DECIMAL = r"(?:4[89]|5[0-7]|6[5-9]|[78][0-9]|9[07-9]|1[01][0-9]|12[0-2])"
 _ALNUM_ESCAPE = re.compile(
-    rf"(?i:\\+(?:u00|U000000|x){_ALNUM_HEX}|%{_ALNUM_HEX}|&#x0*{_ALNUM_HEX};)"
-    r"|&#0*(?:4[89]|5[0-7]|6[5-9]|[78][0-9]|9[07-9]|1[01][0-9]|12[0-2]);"
+    rf"\\\\*(?:u00|U000000|x){_ALNUM_HEX}|%{_ALNUM_HEX}"
+    rf"|&#(?:[xX]0*{_ALNUM_HEX}|0*{_ALNUM_DECIMAL});"
 )
+# what every escaped letter or digit starts with; found with str.find, far faster than a
+# regular-expression search over a large text
+_ESCAPE_STARTS = ("\\u00", "\\U000000", "\\x", "%", "&#")
+
+
+def escaped_alnum_spots(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` escapes an ASCII letter or digit (``\\u0041``, ``%41``, ``&#65;``…)."""
+    spots = []
+    for start in _ESCAPE_STARTS:
+        at = text.find(start)
+        while at != -1:
+            found = _ALNUM_ESCAPE.match(text, at)
+            if found is not None:
+                spots.append(found.span())
+            at = text.find(start, at + 1)
+    return spots
 
 
 def _hex(number: int, width: int) -> str:
@@ -98,17 +115,17 @@ class _Form:
         literals = tuple(sorted(base64_fragments(value), key=len, reverse=True))
         return cls(pattern, anchor, len(value) * _WIDEST, literals)
 
-    def mask(self, text: str, mask: str) -> str:
-        text = self._mask_spellings(text, mask)
+    def mask(self, text: str, mask: str, escapes: list[tuple[int, int]]) -> str:
+        text = self._mask_spellings(text, mask, escapes)
         for literal in self.literals:
             if literal in text:
                 text = text.replace(literal, mask)
         return text
 
-    def _mask_spellings(self, text: str, mask: str) -> str:
+    def _mask_spellings(self, text: str, mask: str, escapes: list[tuple[int, int]]) -> str:
         if not self.anchor:
             return self.pattern.sub(mask, text)
-        windows = self._windows(text)
+        windows = self._windows(text, escapes)
         if not windows:
             return text
         pieces, done = [], 0
@@ -118,9 +135,9 @@ class _Form:
         pieces.append(text[done:])
         return "".join(pieces)
 
-    def _windows(self, text: str) -> list[tuple[int, int]]:
+    def _windows(self, text: str, escapes: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Merged spans of text around each anchor and each escaped letter or digit."""
-        spots = sorted([*self._anchors(text), *(m.span() for m in _ALNUM_ESCAPE.finditer(text))])
+        spots = sorted([*self._anchors(text), *escapes])
         windows: list[tuple[int, int]] = []
         for at, until in spots:
             start, end = max(0, at - self.reach), min(len(text), until + self.reach)
@@ -145,6 +162,9 @@ class Masker:
         self._forms = [_Form.of(v) for v in sorted(values, key=len, reverse=True)]
 
     def mask(self, text: str, mask: str) -> str:
+        escapes = escaped_alnum_spots(text)
         for form in self._forms:
-            text = form.mask(text, mask)
+            masked = form.mask(text, mask, escapes)
+            if masked != text:  # positions moved
+                text, escapes = masked, escaped_alnum_spots(masked)
         return text

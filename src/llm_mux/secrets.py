@@ -15,9 +15,10 @@ So :func:`redact` masks each secret in every spelling that decodes back to it (s
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llm_mux.secret_forms import Masker
+if TYPE_CHECKING:
+    from llm_mux.secret_forms import Masker
 
 MASK = "***"
 _MIN_LENGTH = 4
@@ -87,6 +88,8 @@ def _masker() -> Masker:
         values = frozenset(_registered)
         if _cache and _cache[0][0] == values:
             return _cache[0][1]
+    from llm_mux.secret_forms import Masker  # only once a secret exists: start-up stays light
+
     masker = Masker(values)
     with _lock:
         _cache[:] = [(values, masker)]
@@ -97,3 +100,24 @@ def registered() -> frozenset[str]:
     """The values registered so far (for tests and the run-record writer)."""
     with _lock:
         return frozenset(_registered)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``; registers the password.
+
+    The password is registered as written and percent-decoded, so neither form can leak.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return MASK  # unparseable: it may hold anything
+    if not password:
+        return url
+    register(password)
+    register(unquote(password))
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:{MASK}@{hostinfo}").geturl()

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PROBE_TIMEOUT = 0.8
+CLI_TIMEOUT = 5.0  # s for a CLI to say its default model
 
-# CLI name -> arguments that make it answer one prompt non-interactively. No permission
-# bypass flags are ever added: the user decides how much an agent may do.
+# CLI name -> arguments that make it answer one prompt non-interactively, in the JSON mode
+# that carries token usage where the CLI has one. No permission bypass flags are ever
+# added: the user decides how much an agent may do.
 AGENT_CLIS: dict[str, list[str]] = {
-    "claude": ["-p"],
-    "codex": ["exec"],
-    "gemini": ["-p"],
+    "claude": ["-p", "--output-format", "json"],
+    "codex": ["exec", "--json", "--skip-git-repo-check"],
+    "gemini": ["-o", "json", "-p"],
     "llm": [],
     "aichat": [],
     "opencode": ["run"],
@@ -53,12 +55,31 @@ API_KEYS: dict[str, tuple[str, str, str, str]] = {
     ),
 }
 
-# name -> (type, base URL, probe path) of OpenAI-compatible servers on well-known ports
-LOCAL_SERVERS: dict[str, tuple[str, str]] = {
-    "lmstudio": ("http://127.0.0.1:1234/v1", "/models"),
-    "llamacpp": ("http://127.0.0.1:8080/v1", "/models"),
-    "vllm": ("http://127.0.0.1:8000/v1", "/models"),
+# name -> base URL of OpenAI-compatible servers on well-known ports (probed at URL/models)
+LOCAL_SERVERS: dict[str, str] = {
+    "lmstudio": "http://127.0.0.1:1234/v1",
+    "llamacpp": "http://127.0.0.1:8080/v1",
+    "vllm": "http://127.0.0.1:8000/v1",
 }
+SERVERS_VARIABLE = "LLM_MUX_INIT_SERVERS"
+
+
+def local_servers(environ: dict[str, str]) -> dict[str, str]:
+    """The OpenAI-compatible servers to probe: the well-known ports, or ``NAME=URL,…`` from
+    ``$LLM_MUX_INIT_SERVERS`` (empty: none), so a machine whose ports serve something else,
+    or a test, decides what is looked at."""
+    raw = environ.get(SERVERS_VARIABLE)
+    if raw is None:
+        return dict(LOCAL_SERVERS)
+    servers = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, url = (s.strip() for s in part.partition("="))
+        if not name or not url.startswith(("http://", "https://")):
+            from llm_mux.errors import UsageError
+
+            raise UsageError(f"{SERVERS_VARIABLE}: expected NAME=http://HOST:PORT/v1, got {part!r}")
+        servers[name] = url.rstrip("/")
+    return servers
 
 
 @dataclass
@@ -91,14 +112,33 @@ def ollama_url(environ: dict[str, str]) -> str:
     return host.rstrip("/")
 
 
-def detect_clis(path: str | None = None) -> list[Found]:
+async def detect_clis(path: str | None = None) -> list[Found]:
     found = []
     for name, args in AGENT_CLIS.items():
         location = shutil.which(name, path=path)
         if location:
+            reason = f"`{name}` found at {location}"
+            if name == "llm":
+                model = await llm_default_model(location)
+                args = ["-m", model] if model else args
+                reason += f"; its default model is {model}" if model else ""
             table: dict[str, Any] = {"command": name, "args": args}
-            found.append(Found(name, table, f"`{name}` found at {location}"))
+            found.append(Found(name, table, reason))
     return found
+
+
+async def llm_default_model(location: str) -> str | None:
+    """What ``llm models default`` prints (bounded; no prompt is sent), or None."""
+    from llm_mux.errors import LlmMuxError
+    from llm_mux.process import ProcessRequest, run_process
+
+    request = ProcessRequest((location, "models", "default"), timeout=CLI_TIMEOUT)
+    try:
+        outcome = await run_process(request)
+    except (LlmMuxError, OSError):
+        return None
+    words = outcome.text.split()
+    return words[0] if outcome.ok and len(words) == 1 else None
 
 
 def detect_keys(environ: dict[str, str]) -> list[Found]:
@@ -135,10 +175,10 @@ async def _get_json(client: Any, url: str) -> Any:
 async def detect_servers(environ: dict[str, str]) -> list[Found]:
     import httpx2 as httpx
 
-    ollama = ollama_url(environ)
+    ollama, servers = ollama_url(environ), local_servers(environ)
     async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False) as client:
         probes = [_get_json(client, f"{ollama}/api/tags")]
-        probes += [_get_json(client, url + path) for url, path in LOCAL_SERVERS.values()]
+        probes += [_get_json(client, f"{url}/models") for url in servers.values()]
         answers = await asyncio.gather(*probes)
     found = []
     models = [m.get("name") for m in (answers[0] or {}).get("models", []) if isinstance(m, dict)]
@@ -146,7 +186,7 @@ async def detect_servers(environ: dict[str, str]) -> list[Found]:
         table = {"type": "ollama", "command": ollama, "model": models[0]}
         listed = ", ".join(str(m) for m in models)
         found.append(Found("ollama", table, f"Ollama at {ollama} (models: {listed})", 1))
-    for (name, (url, _)), answer in zip(LOCAL_SERVERS.items(), answers[1:], strict=True):
+    for (name, url), answer in zip(servers.items(), answers[1:], strict=True):
         data = (answer or {}).get("data") if isinstance(answer, dict) else None
         if data:
             model = str(data[0].get("id", "default"))
@@ -157,8 +197,8 @@ async def detect_servers(environ: dict[str, str]) -> list[Found]:
 
 async def detect(environ: dict[str, str] | None = None, path: str | None = None) -> Detection:
     env = dict(os.environ if environ is None else environ)
-    servers = await detect_servers(env)
-    found = detect_local_model() + detect_clis(path) + servers + detect_keys(env)
+    servers, clis = await asyncio.gather(detect_servers(env), detect_clis(path))
+    found = detect_local_model() + clis + servers + detect_keys(env)
     return Detection(found)
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from llm_mux.backends.base import Delta, Request, Response, deltas
 from llm_mux.backends.build import unavailable_reason
@@ -44,19 +44,26 @@ class Opened:
     stack: AsyncExitStack
     deadline: float
     started: float
+    lease: Any = None
 
     async def pieces(self) -> AsyncIterator[Delta]:
-        """Every delta, the first included; the backend's timeout bounds the whole answer."""
+        """Every delta, the first included; the backend's timeout bounds the whole answer.
+        The answer's token usage is charged to the limiter's lease once it is known."""
         yield self.first
+        usage = self.first.usage
         while True:
             try:
                 async with asyncio.timeout_at(self.deadline):
                     delta = await anext(self.rest)
             except StopAsyncIteration:
+                tokens = usage.total_tokens if usage is not None else None
+                if tokens and self.lease is not None:
+                    self.lease.charge(tokens)
                 return
             except TimeoutError:
                 message = "no complete answer within its timeout"
                 raise BackendTimeout(message, backend=self.backend) from None
+            usage = delta.usage or usage
             yield delta
 
 
@@ -115,6 +122,9 @@ async def open_backend(mux: Multiplexer, name: str, request: Request) -> Opened:
     """``name`` answering ``request`` up to its first delta, with limiter and retries."""
     cfg = mux.config.backend(name)
     backend = mux.backend(name)
+    prepare = getattr(backend, "prepare", None)
+    if prepare is not None:
+        prepare()  # before the limiter, as for whole answers
     request = mux.request(request.prompt, request.system, request)
     timeout = float(request.timeout or cfg.timeout or mux.config.defaults.timeout)
     started = time.monotonic()
@@ -125,7 +135,7 @@ async def open_backend(mux: Multiplexer, name: str, request: Request) -> Opened:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            await stack.enter_async_context(mux.slot(name))
+            lease = await stack.enter_async_context(mux.slot(name))
             rest = deltas(backend, request)
             stack.push_async_callback(rest.aclose)
             async with asyncio.timeout_at(deadline):
@@ -136,7 +146,7 @@ async def open_backend(mux: Multiplexer, name: str, request: Request) -> Opened:
         except BaseException:
             await stack.aclose()
             raise
-        found.append(Opened(name, first, rest, stack, deadline, started))
+        found.append(Opened(name, first, rest, stack, deadline, started, lease))
         return Response("", name, 0)
 
     await call_with_retries(attempt, cfg)

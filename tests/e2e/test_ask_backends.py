@@ -314,4 +314,4 @@ def test_every_kind_reports_its_failure(
     assert "gone: Unavailable: command not found" in result.stderr
     assert "crash: Failed: exited with code 7" in result.stderr
     assert "openai: ServerError (HTTP 500)" in result.stderr
-    assert "(after 2 attempts)" in result.stderr
+    assert "(after 2 attempts: ServerError 500, ServerError 500)" in result.stderr

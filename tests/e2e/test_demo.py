@@ -44,6 +44,7 @@ def copy_repository(target: Path) -> None:
             shutil.copy2(source, destination)
 
 
+@pytest.mark.network  # pip installs from the package index: only in .ci/run
 @pytest.mark.timeout(900)
 def test_readme_first_command_runs_the_demo(tmp_path: Path, isolated_home: Path) -> None:
     repo = tmp_path / "fresh-clone"

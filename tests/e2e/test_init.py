@@ -64,6 +64,16 @@ def fake_path(tmp_path: Path) -> str:
     claude = bin_dir / "claude"
     claude.write_text('#!/bin/sh\nfor last; do :; done\nprintf "claude says: %s" "$last"\n')
     claude.chmod(claude.stat().st_mode | stat.S_IXUSR)
+    for name in ("codex", "gemini"):
+        (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / name).chmod(0o755)
+    llm = bin_dir / "llm"  # answers `llm models default` and `--version` as llm 0.36 does
+    llm.write_text(
+        '#!/bin/sh\ncase "$1 $2" in\n'
+        '"models default") echo gpt-5.6-luna ;;\n"--version ") echo "llm, version 0.36" ;;\n'
+        "*) echo 'llm says hi' ;;\nesac\n"
+    )
+    llm.chmod(0o755)
     return f"{bin_dir}:/usr/bin:/bin"
 
 
@@ -77,7 +87,11 @@ def test_init_writes_detected_backends_and_roles(cli, ollama: str, fake_path: st
     assert result.exit_code == 0, result.stderr
     path = user_config()
     config = tomllib.loads(path.read_text())
-    assert config["backends"]["claude"] == {"command": "claude", "args": ["-p"]}
+    backends = config["backends"]
+    assert backends["claude"] == {"command": "claude", "args": ["-p", "--output-format", "json"]}
+    assert backends["codex"]["args"] == ["exec", "--json", "--skip-git-repo-check"]
+    assert backends["gemini"]["args"] == ["-o", "json", "-p"]
+    assert backends["llm"] == {"command": "llm", "args": ["-m", "gpt-5.6-luna"]}
     assert config["backends"]["ollama"]["type"] == "ollama"
     assert config["backends"]["ollama"]["model"] == "qwen-tiny:latest"
     assert config["backends"]["anthropic"]["api_key"] == "${ANTHROPIC_API_KEY}"
@@ -94,24 +108,24 @@ def test_init_never_overwrites_without_force(cli, fake_path: str) -> None:
     path = user_config()
     path.parent.mkdir(parents=True)
     path.write_text("# mine\n")
-    result = cli("init", env={"PATH": fake_path, "OLLAMA_HOST": "127.0.0.1:9"})
+    result = cli("init", env={"PATH": fake_path})
     assert result.exit_code == 2
     assert "--force" in result.stderr
     assert path.read_text() == "# mine\n"
-    forced = cli("init", "--force", env={"PATH": fake_path, "OLLAMA_HOST": "127.0.0.1:9"})
+    forced = cli("init", "--force", env={"PATH": fake_path})
     assert forced.exit_code == 0
     assert "[backends.claude]" in path.read_text()
 
 
 def test_init_dry_run_writes_nothing(cli, fake_path: str) -> None:
-    result = cli("init", "--dry-run", env={"PATH": fake_path, "OLLAMA_HOST": "127.0.0.1:9"})
+    result = cli("init", "--dry-run", env={"PATH": fake_path})
     assert result.exit_code == 0
     assert "[backends.claude]" in result.stdout
     assert not user_config().exists()
 
 
 def test_init_project_writes_into_the_project(cli, tmp_path: Path, fake_path: str) -> None:
-    result = cli("init", "--project", env={"PATH": fake_path, "OLLAMA_HOST": "127.0.0.1:9"})
+    result = cli("init", "--project", env={"PATH": fake_path})
     assert result.exit_code == 0
     assert (Path.cwd() / ".llm-mux" / "config.toml").is_file()
     assert not user_config().exists()
@@ -131,6 +145,27 @@ def test_init_config_is_accepted_by_doctor_and_used_by_ask(
     assert claude.stdout.strip() == "claude says: hello there"
     ollama_answer = cli("ask", "ollama", "hi", "-q", env=env)
     assert ollama_answer.stdout.strip() == "ollama says: hi"
-    fallback = cli("ask", "fallback", "ping", "-q", env=env)
+    fallback = cli("ask", "fallback", "ping", "-q", env=env, timeout=300)  # tiny: CPU-bound
     assert fallback.exit_code == 0, fallback.stderr
     assert fallback.stdout.strip()  # the first backend of the chain answered
+
+
+def test_init_probes_only_the_servers_it_is_told_about(cli, fake_path: str, llm_server) -> None:
+    servers = f"vllm={llm_server.url}/v1"
+    result = cli("init", "--dry-run", env={"PATH": fake_path, "LLM_MUX_INIT_SERVERS": servers})
+    assert result.exit_code == 0, result.stderr
+    config = tomllib.loads(result.stdout[result.stdout.index("[") :])
+    assert config["backends"]["vllm"] == {
+        "type": "openai",
+        "command": f"{llm_server.url}/v1",
+        "model": "fake-model",
+    }
+    assert [r.path for r in llm_server.requests] == ["/v1/models"]
+    nothing = cli("init", "--dry-run", env={"PATH": fake_path})
+    assert "vllm" not in nothing.stdout and "ollama" not in nothing.stdout
+
+
+def test_a_malformed_server_list_is_named(cli, fake_path: str) -> None:
+    result = cli("init", "--dry-run", env={"PATH": fake_path, "LLM_MUX_INIT_SERVERS": "vllm"})
+    assert result.exit_code == 2
+    assert "LLM_MUX_INIT_SERVERS" in result.stderr

@@ -126,8 +126,12 @@ def test_negative_timeout_is_not_suggested_as_seconds(cli, where: str) -> None:
         assert '"-5s"' not in result.stderr and "looks like seconds" not in result.stderr
 
 
-def test_small_positive_timeout_still_warns(cli, tmp_path: Path) -> None:
+def test_a_large_plain_timeout_still_warns(cli, tmp_path: Path) -> None:
     write_workflow(Path.cwd(), "small", shell_steps(("a", "echo hi"), timeout=5))
-    result = cli("validate", "small", "--config", str(write_config(tmp_path)))
+    quiet = cli("validate", "small", "--config", str(write_config(tmp_path)))
+    assert quiet.exit_code == 0, quiet.stderr
+    assert "timeout" not in quiet.stderr  # 5 seconds, as written
+    write_workflow(Path.cwd(), "large", shell_steps(("a", "echo hi"), timeout=5000))
+    result = cli("validate", "large", "--config", str(write_config(tmp_path)))
     assert result.exit_code == 0, result.stderr
-    assert '"5s"' in result.stderr
+    assert '"5000ms"' in result.stderr

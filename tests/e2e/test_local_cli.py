@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import llm_mux_executable
+from tests.conftest import llm_mux_executable, slack, within
 
 pytest.importorskip("xllamacpp")
 
@@ -76,7 +76,9 @@ def test_timeout_ends_the_run_promptly(cli, config: Path) -> None:  # type: igno
     needs("ask")
     started = time.monotonic()
     result = cli("--config", str(config), "ask", "impatient", STORY, timeout=30)
-    assert time.monotonic() - started < 10  # 1 s timeout + start-up + loading, not 4000 tokens
+    assert (
+        time.monotonic() - started < 10 * slack()
+    )  # 1 s timeout + start-up + loading, not 4000 tokens
     assert result.exit_code == 1
     assert "Timeout" in result.stderr
 
@@ -98,8 +100,8 @@ def test_ctrl_c_stops_a_generation_within_two_seconds(config: Path) -> None:
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
-    _, stderr = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 2.0
+    _, stderr = proc.communicate(timeout=30 * slack())
+    assert time.monotonic() - sent < within(2.0)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
 
@@ -119,9 +121,9 @@ def test_ctrl_c_while_a_long_prompt_is_processed_exits_cleanly(config: Path) -> 
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
-    proc.wait(timeout=30)
+    proc.wait(timeout=30 * slack())
     # the current 128-token prompt step plus llama.cpp's 1 s disconnect poll: ~1 s, 2 s loaded
-    assert time.monotonic() - sent < 3.0
+    assert time.monotonic() - sent < within(2.0)
     assert proc.returncode == 130
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from llm_mux.workflow.steps import available
-from tests.fakes.wf_project import document, write_config, write_workflow
+from tests.fakes.wf_project import LLM, document, write_config, write_workflow
 
 QUICK_START_REVIEW = '''name = "review"
 description = "Review code changes"
@@ -285,14 +286,48 @@ def test_discovery(cli, tmp_path: Path, isolated_home: Path) -> None:
     config = write_config(tmp_path, ECOSYSTEM)
     checked = cli("validate", "discover", "--config", str(config), cwd=project)
     assert checked.exit_code == 0, checked.stderr
-    assert 'timeout = 180 looks like seconds; timeouts are in ms, write "180s"' in checked.stderr
+    assert "timeout" not in checked.stderr  # 180 is seconds, as the seed means it
     if not available("store"):
         pytest.skip("the store step kind is not installed")
     result = cli("run", "discover", "-o", "json", "--config", str(config), cwd=project)
     assert result.exit_code == 0, result.stderr
     doc = document(result.stdout)
-    assert doc["steps"]["analyze"]["json"]["facts"][0]["fact"] == "uses sh"
-    assert (isolated_home / ".config" / "llm-mux" / "memory" / "myapp.db").exists()
+    analyzed = doc["steps"]["analyze"]["json"]  # the analyzer role runs claude and codex
+    assert [d["facts"][0]["source"] for d in analyzed] == ["claude", "codex"]
+    assert doc["steps"]["store"]["json"]["facts"] == 2
+    database = isolated_home / ".config" / "llm-mux" / "memory" / "myapp.db"
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT source FROM facts ORDER BY source").fetchall()
+    assert rows == [("claude",), ("codex",)]
+
+
+def test_a_parallel_answer_off_the_schema_counts_against_min_success(
+    cli, tmp_path: Path, isolated_home: Path
+) -> None:
+    project = isolated_home / "projects" / "myapp-api"
+    project.mkdir(parents=True)
+    config = write_config(tmp_path, ECOSYSTEM)
+    override = tmp_path / "override.toml"
+    override.write_text(
+        f'[backends.broken]\ncommand = "{LLM}"\nargs = ["broken"]\n'
+        '[roles.analyzer]\nbackends = ["broken", "codex"]\nexecution = "parallel"\n'
+    )
+    options = ["-o", "json", "--config", str(config), "--config", str(override)]
+    write_workflow(project, "discover", DISCOVERY)
+    result = cli("run", "discover", *options, cwd=project)
+    assert result.exit_code == 0, result.stderr
+    steps = document(result.stdout)["steps"]
+    assert steps["analyze"]["backends"] == ["codex"]
+    assert [d["facts"][0]["source"] for d in steps["analyze"]["json"]] == ["codex"]
+    assert steps["store"]["json"]["facts"] == 1
+    strict = DISCOVERY.replace('role = "analyzer"', 'role = "analyzer"\nmin_success = 2')
+    write_workflow(project, "discover", strict)
+    failed = cli("run", "discover", *options, cwd=project)
+    assert failed.exit_code == 1
+    error = document(failed.stdout)["steps"]["analyze"]["error"]
+    assert "1 of 2 answers match output_schema, fewer than min_success = 2" in error
+    assert "broken: Parse: the answer does not match output_schema" in error
+    assert document(failed.stdout)["steps"]["store"]["skipped"] is True
 
 
 def test_conditionals_and_iteration(cli, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import llm_mux_executable
+from tests.conftest import llm_mux_executable, within
 from tests.fakes.fixtures import read_pid, wait_gone
 
 TRAPPING = """
@@ -51,7 +51,7 @@ def test_signal_is_forwarded_to_the_child(signum: int, name: str, code: int) -> 
     proc.send_signal(signum)
     sent = time.monotonic()
     proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 2.0
+    assert time.monotonic() - sent < within(2.0)
     assert proc.returncode == code
     assert (workdir / "got").read_text().strip() == name
     assert wait_gone(pid)
@@ -64,6 +64,6 @@ def test_a_child_ignoring_signals_is_killed_within_two_seconds() -> None:
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
     _, stderr = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 2.0, stderr
+    assert time.monotonic() - sent < within(2.0), stderr
     assert proc.returncode == 130
     assert wait_gone(pid)

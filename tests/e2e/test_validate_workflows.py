@@ -72,12 +72,12 @@ def test_json_report(cli, tmp_path: Path) -> None:
 
 
 def test_warnings_keep_exit_zero(cli, tmp_path: Path) -> None:
-    text = '[[steps]]\nname = "a"\ntype = "shell"\nrun = "true"\ntimeout = 30\n'
+    text = '[[steps]]\nname = "a"\ntype = "shell"\nrun = "true"\ntimeout = 3000\n'
     write_workflow(Path.cwd(), "wf", text)
     extra = '[backends.leaky]\ncommand = "x"\nargs = ["--token", "${MY_API_TOKEN}"]\n'
     result = cli("validate", "wf", "--config", str(write_config(tmp_path, extra)))
     assert result.exit_code == 0, result.stderr
-    assert 'timeouts are in ms, write "30s"' in result.stderr
+    assert "timeout = 3000 is 3000 seconds" in result.stderr and '"3000ms"' in result.stderr
     assert "${MY_API_TOKEN}" in result.stderr and "env" in result.stderr
     assert "is valid" in result.stdout
 

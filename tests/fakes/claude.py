@@ -8,6 +8,9 @@ import json
 import sys
 
 args = sys.argv[1:]
+if args == ["--version"]:
+    print("2.1.197 (Claude Code)")  # as the real CLI prints it
+    sys.exit(0)
 fmt = args[args.index("--output-format") + 1] if "--output-format" in args else "text"
 fail = args[args.index("--fake-fail") + 1] if "--fake-fail" in args else None
 prompt = args[-1] if args and not args[-1].startswith("-") else sys.stdin.read()

@@ -6,6 +6,9 @@ import json
 import sys
 
 args = sys.argv[1:]
+if args == ["--version"]:
+    print("codex-cli 0.171.0")  # as the real CLI prints it
+    sys.exit(0)
 prompt = args[-1]
 answer = f"codex says: {prompt}"
 if "--json" not in args and "--experimental-json" not in args:

@@ -34,6 +34,7 @@ FAKE_SCRIPTS = (
     "hang.sh",
     "invalid_utf8.sh",
     "noop.sh",
+    "replay.py",
     "say.sh",
     "sleep.sh",
 )

@@ -5,6 +5,9 @@ import json
 import sys
 
 args = sys.argv[1:]
+if args == ["--version"]:
+    print("0.61.0")  # as the real CLI prints it
+    sys.exit(0)
 prompt = args[-1]
 as_json = any(
     a in ("-o", "--output-format") and i + 1 < len(args) and args[i + 1] == "json"

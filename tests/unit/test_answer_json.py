@@ -15,6 +15,7 @@ from llm_mux.apply.edits import Replace, parse_edits
 from llm_mux.errors import StoreError
 from llm_mux.memory.ingest import extract_document
 from llm_mux.workflow.steps.query import extract_json
+from tests.conftest import slack
 
 SIZE = 200 * 1024
 
@@ -51,7 +52,8 @@ def test_every_caller_is_fast_on_hostile_text(name: str) -> None:
         started = time.perf_counter()
         call(text)
         took = time.perf_counter() - started
-        assert took < 3.0, (call.__name__, took)  # about 0.5 s here; quadratic was 3.3 s+
+        # about 0.5 s on an idle machine; the quadratic finder took 3.7 s
+        assert took < 3.0 * slack(), (call.__name__, took)
 
 
 def _query(text: str) -> None:

@@ -6,13 +6,14 @@ import asyncio
 import time
 
 from llm_mux.backends.limits import LocalLimiter
+from llm_mux.backends.pacing import GroupLimits
 from llm_mux.roles import Multiplexer
 from tests.fakes.fixtures import make_config
 from tests.fakes.server import FakeLLMServer
 
 
 async def test_limiter_caps_in_flight_per_backend_and_overall() -> None:
-    limiter = LocalLimiter(total=3, per_backend={"a": 1, "b": None})
+    limiter = LocalLimiter(3, {"a": GroupLimits("a", max_concurrent=1), "b": GroupLimits("b")})
     active = {"a": 0, "all": 0}
     peak = {"a": 0, "all": 0}
 

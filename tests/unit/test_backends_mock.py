@@ -58,7 +58,7 @@ async def test_size_pads_or_cuts_to_bytes() -> None:
 async def test_delay_is_waited() -> None:
     started = time.monotonic()
     await answers(1, delay=300)
-    assert 0.29 <= time.monotonic() - started < 0.6
+    assert 0.29 <= time.monotonic() - started < 1.0
 
 
 @pytest.mark.parametrize(

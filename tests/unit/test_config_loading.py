@@ -119,7 +119,6 @@ roles.r = ["a"]
             7,
         ),
         ("[backend.x]\ncommand = 'x'\n", ["unknown table 'backend'", "'backends'"], None),
-        ("[backends.x]\ncommand = 'x'\necho = true\n", ["'echo'", "mock"], 3),
         ("[backends.h]\ncommand = 'http://127.0.0.1:9/v1'\n", ["'model' is required"], 1),
         ("[roles.r]\nbackends = []\n", ["backends"], 2),
     ],

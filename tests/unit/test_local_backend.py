@@ -23,6 +23,7 @@ from llm_mux.backends.local_model import INSTALL_LOCAL, INSTALL_SMOLLM2, load_co
 from llm_mux.config import Backend as BackendConfig
 from llm_mux.config import Defaults
 from llm_mux.errors import BackendTimeout, BadRequest, Unavailable
+from tests.conftest import within
 
 pytest.importorskip("xllamacpp")
 
@@ -124,7 +125,7 @@ async def test_timeout_stops_a_long_generation_and_frees_its_slot() -> None:
     started = time.monotonic()
     with pytest.raises(BackendTimeout) as caught:
         await backend.complete(Request(STORY, timeout=1))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 1.0 + within(1.0)  # the timeout, then the stop
     assert "backend 'tiny': Timeout" in str(caught.value)
     # One slot: this answers only if the 4000-token story really stopped.
     after = await backend.complete(Request(FRANCE, timeout=10))

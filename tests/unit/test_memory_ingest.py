@@ -163,3 +163,32 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
         parse_store_input(text)
     except StoreError:
         pass
+
+
+def other_fact(source: str) -> dict[str, object]:
+    return {"facts": [{**FACT, "source": source}]}
+
+
+@pytest.mark.parametrize(
+    "joiner",
+    [
+        lambda a, b: f"{json.dumps(a)}\n\n{json.dumps(b)}",  # a parallel step's output
+        lambda a, b: f"one:\n```json\n{json.dumps(a)}\n```\n\ntwo:\n```json\n{json.dumps(b)}\n```",
+        lambda a, b: f"A said {json.dumps(a, indent=2)}\n\nB said {json.dumps(b)} and no more",
+    ],
+)
+def test_several_documents_make_one_payload(joiner) -> None:  # type: ignore[no-untyped-def]
+    payload = parse_store_input(joiner(other_fact("a.yml"), other_fact("b.yml")))
+    assert [f.source for f in payload.facts] == ["a.yml", "b.yml"]
+
+
+def test_one_bad_document_of_several_stores_nothing_and_is_named() -> None:
+    bad = {"facts": [{"project": "api", "fact": "x"}]}
+    message = problems_of(f"{json.dumps(DOC)}\n\n{json.dumps(bad)}")
+    assert "document 2 of 2: invalid store input" in message
+    assert "missing field 'source'" in message and "document 1" not in message
+
+
+def test_nested_objects_are_not_documents_of_their_own() -> None:
+    nested = {"facts": [{**FACT, "properties": {"facts": []}}]}
+    assert len(parse_store_input(f"Answer: {json.dumps(nested)}").facts) == 1

@@ -71,6 +71,10 @@ REFUSED = [
     ('declare -i n; export n="{{ v }}"', "declares integer"),
     ("declare -i n; for n in {{ v }}; do :; done", "declares integer"),
     ("declare -i n; read n <<< {{ v }}", "declares integer"),
+    ("declare -i n; read n <<EOF\n{{ v }}\nEOF", "declares integer"),
+    ("declare -i n; read n <<'EOF'\nx {{ v }}\nEOF", "declares integer"),
+    ("declare -i n; printf '%s\\n' {{ v }} | read n", "declares integer"),
+    ("declare -i n; echo {{ v }} | cat | while read -r n; do :; done", "declares integer"),
     ("declare -i n; printf -v n %s {{ v }}", "declares integer"),
     ("declare -ai a; mapfile a <<< {{ v }}", "declares integer"),
     ("{ typeset -i n; }; n={{ v }}", "declares integer"),
@@ -119,6 +123,7 @@ def test_words_bash_evaluates_are_refused(template: str, context: str) -> None:
         "[ -v '{{ v }}' ]",
         "[[ -v {{ v }} ]]",
         "declare -i n; read n <<< {{ v }}",
+        "declare -i n; printf '%s\\n' {{ v }} | { read n; }",
         "a=([{{ v }}]=1)",
         "a=(1); unset '{{ v }}'",
     ],
@@ -129,6 +134,16 @@ def test_refused_templates_would_run_the_value_in_bash(template: str, tmp_path: 
         pytest.skip("bash is not installed")
     assert refused(template, "x")
     text = template.replace("'{{ v }}'", "{{ v }}").replace("{{ v }}", "'a[$(touch pwned)]'")
+    subprocess.run(["bash", "-c", text], cwd=tmp_path, capture_output=True, check=False)
+    assert (tmp_path / "pwned").exists()
+
+
+def test_a_heredoc_read_into_an_integer_would_run_the_value_in_bash(tmp_path: Path) -> None:
+    if "bash" not in SHELLS:
+        pytest.skip("bash is not installed")
+    template = "declare -i n; read n <<'EOF'\n{{ v }}\nEOF"
+    assert refused(template, "x")
+    text = template.replace("{{ v }}", "a[$(touch pwned)]")
     subprocess.run(["bash", "-c", text], cwd=tmp_path, capture_output=True, check=False)
     assert (tmp_path / "pwned").exists()
 
@@ -145,6 +160,8 @@ ALLOWED = [
     ("declare -i n=3; x={{ v }}; printf '%s' \"$x\"", None),
     ("[ {{ v }} = {{ v }} ] && printf '%s' {{ v }}", None),
     ("echo -v >/dev/null; printf '%s' {{ v }}", None),
+    ("read -r x <<EOF\n{{ v }}\nEOF\nprintf '%s' \"$x\"", None),
+    ("printf '%s\\n' {{ v }} | while read -r x; do printf '%s' \"$x\"; done", None),
 ]
 
 
@@ -176,7 +193,8 @@ _PLACES = st.sampled_from(
         "printf -v n %s V", "printf -v V %s x", "printf -v 'n[V]' x", "mapfile n <<< V",
         "unset V", "test -v V", "[ -v V ]", "[[ -v V ]]", "[[ V -eq 1 ]]", "let n=V",
         "echo $(( V ))", "(( n = V ))", "printf '%s' V", "x=V; printf '%s' \"$x\"", "echo V",
-        "cat <<< V", "[ V = x ]", "n=V true", ": V",
+        "cat <<< V", "[ V = x ]", "n=V true", ": V", "read n <<E\nV\nE\n",
+        "printf '%s\\n' V | read n", "echo V | while read -r n; do :; done",
     ]
 )  # fmt: skip
 _QUOTES = st.sampled_from(["{{ v }}", '"{{ v }}"', "'{{ v }}'", "x{{ v }}"])

@@ -8,7 +8,7 @@ import pytest
 
 from llm_mux.errors import UsageError
 from llm_mux.workflow.context import StepsView, parse_arg_words, resolve_args, with_item
-from llm_mux.workflow.durations import format_ms, looks_like_seconds, parse_duration
+from llm_mux.workflow.durations import format_ms, looks_like_ms, parse_duration, parse_timeout
 from llm_mux.workflow.model import Arg, Workflow
 from llm_mux.workflow.results import Outputs, StepResult, parse_json, step_document
 from llm_mux.workflow.steps.base import StepFailed
@@ -39,11 +39,18 @@ def test_invalid_durations(value: object) -> None:
         parse_duration(value)
 
 
-def test_seconds_heuristic_and_format() -> None:
-    assert looks_like_seconds(180) and looks_like_seconds(0.5)
-    assert not looks_like_seconds(1000) and not looks_like_seconds("90s")
-    assert not looks_like_seconds(True)
-    assert [format_ms(v) for v in (850, 1500, 60_000, 125_000)] == ["850ms", "1.5s", "1m", "2m05s"]
+def test_timeouts_count_plain_numbers_as_seconds() -> None:
+    assert parse_timeout(180) == 180_000 and parse_timeout(0.5) == 500
+    assert parse_timeout("500ms") == 500 and parse_timeout("3m") == 180_000
+    with pytest.raises(ValueError):
+        parse_timeout(0)
+
+
+def test_millisecond_heuristic_and_format() -> None:
+    assert looks_like_ms(1000) and looks_like_ms(30000.0)
+    assert not looks_like_ms(180) and not looks_like_ms("5000ms") and not looks_like_ms(True)
+    formatted = [format_ms(v) for v in (850, 1500, 60_000, 125_000, 3_600_000, 5_000_000)]
+    assert formatted == ["850ms", "1.5s", "1m", "2m05s", "1h", "1h23m20s"]
 
 
 def workflow(**args: Arg) -> Workflow:

@@ -239,18 +239,33 @@ min_success = 2
     assert "set parallel = true" in only_error(report_of(tmp_path, quick))
 
 
-def test_warnings_for_seconds_and_secret_args(tmp_path: Path) -> None:
-    text = 'timeout = 300\n[[steps]]\nname = "a"\ntype = "shell"\nrun = "true"\ntimeout = 90\n'
+def test_warnings_for_millisecond_looking_timeouts_and_secret_args(tmp_path: Path) -> None:
+    text = 'timeout = 5000\n[[steps]]\nname = "a"\ntype = "shell"\nrun = "true"\ntimeout = 1500\n'
     report = report_of(tmp_path, text)
     assert errors(report) == []
     warnings = [w.format() for w in report.warnings]
     assert any(
-        ':1: timeout = 300 looks like seconds; timeouts are in ms, write "300s"' in w
+        ":1: timeout = 5000 is 5000 seconds, so it will wait up to 1h23m20s; if you meant "
+        'milliseconds, write "5000ms"' in w
         for w in warnings
     )
-    assert any("step 'a': timeout = 90 looks like seconds" in w for w in warnings)
+    assert any("step 'a': timeout = 1500 is 1500 seconds" in w and "25m" in w for w in warnings)
     assert any("backend 'leaky'" in w and "env" in w for w in warnings)
-    assert not any("30000" in w for w in warnings)
+
+
+def test_plain_timeouts_are_seconds_and_strings_carry_their_unit(tmp_path: Path) -> None:
+    text = (
+        'timeout = 600\n[[steps]]\nname = "a"\ntype = "shell"\nrun = "true"\ntimeout = 180\n'
+        '[[steps]]\nname = "b"\ntype = "shell"\nrun = "true"\ntimeout = "500ms"\n'
+        '[[steps]]\nname = "c"\ntype = "shell"\nrun = "true"\ntimeout = "3m"\nretry_delay = 250\n'
+    )
+    report = report_of(tmp_path, text)
+    assert errors(report) == []
+    assert not any("timeout" in w.message for w in report.warnings)
+    workflow = report.workflow
+    assert workflow.timeout == 600_000
+    assert [s.timeout for s in workflow.steps] == [180_000, 500, 180_000]
+    assert workflow.steps[2].retry_delay == 250  # retry_delay stays in ms, like the backend key
 
 
 def test_max_parallel_needs_for_each(tmp_path: Path) -> None:

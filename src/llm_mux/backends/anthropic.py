@@ -26,6 +26,7 @@ class AnthropicBackend(HttpBackend):
     kind = "anthropic"
     endpoint = "/v1/messages"
     models_endpoint = "/v1/models"
+    url_hint = "command is the server root without /v1 (https://api.anthropic.com)"
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"anthropic-version": self.cfg.api_version or DEFAULT_VERSION}
@@ -71,10 +72,11 @@ class AnthropicBackend(HttpBackend):
             if kind == "error":
                 raise stream_error(data.get("error", data), backend=self.name)
             if kind == "message_start":
-                usage = (data.get("message") or {}).get("usage") or {}
-                tokens_in = int_or_none(usage.get("input_tokens"))
+                tokens_in = input_tokens((data.get("message") or {}).get("usage"))
             elif kind == "message_delta":
-                tokens_out = int_or_none((data.get("usage") or {}).get("output_tokens"))
+                usage = data.get("usage") or {}
+                tokens_out = int_or_none(usage.get("output_tokens"))
+                tokens_in = input_tokens(usage) or tokens_in
             elif kind == "content_block_delta":
                 piece = (data.get("delta") or {}).get("text") or ""
                 size += len(piece)
@@ -88,10 +90,22 @@ class AnthropicBackend(HttpBackend):
         raise truncated(response, "message_stop", backend=self.name)
 
 
+_INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def input_tokens(data: Any) -> int | None:
+    """All input tokens: the API counts cache reads and writes apart from ``input_tokens``
+    (a repeated 37-token prompt reports ``input_tokens: 1``)."""
+    if not isinstance(data, dict):
+        return None
+    counts = [n for key in _INPUT_KEYS if (n := int_or_none(data.get(key))) is not None]
+    return sum(counts) if counts else None
+
+
 def _usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
     return Usage(
-        input_tokens=int_or_none(data.get("input_tokens")),
+        input_tokens=input_tokens(data),
         output_tokens=int_or_none(data.get("output_tokens")),
     )

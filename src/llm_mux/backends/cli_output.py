@@ -5,11 +5,18 @@ line ending in the same result object); ``codex exec --json`` prints a JSONL eve
 whose last agent message is the answer; ``gemini -o json`` prints ``{"response", "stats"}``.
 The mode is detected from the backend's args and the shape of what was printed; anything
 that is not such JSON is returned as raw text.
+
+Failures come back structured: claude's ``{"is_error": true, "api_error_status": 400,
+"result": "API Error: …"}``, gemini's ``{"error": {"message", "code"}}`` (on stderr, with the
+code as exit status: 41 is an authentication failure, 42 bad input) and codex's
+``{"type": "error", "message"}`` events become a message and, where known, an HTTP status,
+so the caller can classify the failure and show the text instead of the JSON.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,15 +26,21 @@ from llm_mux.backends.base import Usage
 _JSON_FLAGS = ("--json", "--experimental-json")
 _FORMAT_OPTIONS = ("--output-format", "-o", "--format")
 _JSON_FORMATS = ("json", "stream-json", "jsonl")
+_GEMINI_CODES = {41: "Auth", 42: "BadRequest"}  # gemini-cli: FatalAuthenticationError, input
+_STATUS_IN_TEXT = re.compile(r"\b(?:status|HTTP|API Error)[: ]+([45]\d\d)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Parsed:
-    """The answer found in a CLI's output; ``error`` is set when the JSON reports a failure."""
+    """The answer found in a CLI's output; ``error`` is set when the JSON reports a failure,
+    with the HTTP ``status`` behind it when the CLI says (or its message names) one, or the
+    ``error_class`` its own error code stands for."""
 
     text: str
     usage: Usage | None = None
     error: str | None = None
+    status: int | None = None
+    error_class: str | None = None
 
 
 def json_mode(args: Sequence[str]) -> bool:
@@ -50,8 +63,10 @@ def parse_output(stdout: str, *, json_mode: bool) -> Parsed:
         return raw
     document = _load(stdout)
     if isinstance(document, dict):
-        return _from_object(document) or raw
-    events = _load_lines(stdout)
+        found = _from_object(document)
+        if found is not None:
+            return found
+    events = [document] if isinstance(document, dict) else _load_lines(stdout)
     if events:
         return _from_events(events) or raw
     return raw
@@ -96,13 +111,21 @@ def _claude(doc: dict[str, Any]) -> Parsed:
         cost_usd=float(cost) if isinstance(cost, int | float) else None,
     )
     failed = doc.get("is_error") is True or str(doc.get("subtype", "")).startswith("error")
-    return Parsed(text, found, error=(text or str(doc.get("subtype"))) if failed else None)
+    if not failed:
+        return Parsed(text, found)
+    message = text or str(doc.get("subtype"))
+    status = _int(doc.get("api_error_status")) or status_in(message)
+    return Parsed(text, found, error=message, status=status)
 
 
 def _gemini(doc: dict[str, Any]) -> Parsed:
     error = doc.get("error")
     if isinstance(error, dict):
-        return Parsed("", error=_text(error.get("message")) or json.dumps(error))
+        message = _text(error.get("message")) or json.dumps(error)
+        code = _int(error.get("code"))
+        status = code if code is not None and 400 <= code < 600 else status_in(message)
+        kind = _GEMINI_CODES.get(code or 0)
+        return Parsed("", error=message, status=status, error_class=kind)
     tokens_in = tokens_out = None
     for model in _dict(_dict(doc.get("stats")).get("models")).values():
         tokens = _dict(_dict(model).get("tokens"))
@@ -122,6 +145,7 @@ def _codex(events: list[dict[str, Any]]) -> Parsed | None:
     """Codex JSONL, both the ``item.completed`` stream and the older ``{"msg": …}`` one."""
     answer: str | None = None
     error: str | None = None
+    status: int | None = None
     tokens_in = tokens_out = None
     for event in events:
         kind, body = _codex_event(event)
@@ -129,8 +153,9 @@ def _codex(events: list[dict[str, Any]]) -> Parsed | None:
             answer = _text(body.get("text", body.get("message")))
         elif kind == "task_complete" and body.get("last_agent_message"):
             answer = _text(body["last_agent_message"])
-        elif kind in ("error", "turn.failed"):
+        elif kind in ("error", "turn.failed") and event.get("type") != "item.completed":
             error = _codex_error(body)
+            status = _int(body.get("status")) or status_in(error)
         elif kind in ("turn.completed", "token_count"):
             usage = _dict(body.get("usage")) or body
             tokens_in = _add(tokens_in, _int(usage.get("input_tokens")))
@@ -138,7 +163,9 @@ def _codex(events: list[dict[str, Any]]) -> Parsed | None:
     if answer is None and error is None:
         return None
     found = Usage(tokens_in, tokens_out)
-    return Parsed(answer or "", found, error=error if answer is None else None)
+    if answer is not None:
+        return Parsed(answer, found)
+    return Parsed("", found, error=error, status=status)
 
 
 def _codex_event(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -157,6 +184,12 @@ def _codex_error(body: dict[str, Any]) -> str:
     if isinstance(error, dict):
         return _text(error.get("message")) or json.dumps(error)
     return _text(body.get("message") or error) or "the command reported an error"
+
+
+def status_in(message: str) -> int | None:
+    """An HTTP status a message names ("unexpected status 401", "HTTP 429")."""
+    match = _STATUS_IN_TEXT.search(message)
+    return int(match.group(1)) if match else None
 
 
 def _text(value: Any) -> str:

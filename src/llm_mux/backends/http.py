@@ -264,6 +264,7 @@ class HttpBackend:
     kind: ClassVar[str] = ""
     endpoint: ClassVar[str] = ""
     models_endpoint: ClassVar[str] = ""
+    url_hint: ClassVar[str] = ""  # what `command` should look like, for a 404 from doctor
     stream_type: ClassVar[str] = "text/event-stream"
 
     def __init__(
@@ -342,6 +343,20 @@ class HttpBackend:
     @property
     def _owner(self) -> str:
         return f"backend '{self.name}'"
+
+    def prepare(self) -> None:
+        """Import httpx, build the client and resolve the URL ahead of the limiter's slot,
+        so a paced request is sent the moment it is admitted (the first costs ~100 ms)."""
+        if self._target is not None:
+            return
+        self._client.get()
+        self._resolve()
+        try:  # httpcore's first connection loads anyio's asyncio backend: 50 ms more
+            import anyio
+
+            anyio.Event()
+        except (ImportError, RuntimeError):
+            pass
 
     async def complete(self, request: Request) -> Response:
         """Make one attempt; the whole exchange is bounded by the backend's timeout."""
@@ -500,7 +515,8 @@ class HttpBackend:
             raise ParseError(message, backend=self.name) from None
 
     async def check(self) -> str:
-        """Reachable when ``GET models_endpoint`` answers within 5 s with a non-5xx status."""
+        """Reachable when ``GET models_endpoint`` answers within 5 s with a non-5xx status;
+        a 404 there means ``command`` is not this API's base URL."""
         import httpx2 as httpx
 
         url, headers = self.url(self.models_endpoint), self.headers(self.api_key())
@@ -518,6 +534,9 @@ class HttpBackend:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise translate(exc, backend=self.name, url=url) from exc
         status = resp.status_code
+        if status in (404, 410):
+            message = f"GET {safe_url(url)} answered HTTP {status}: no {self.kind} API there"
+            raise Unavailable(message, backend=self.name, status=status, hint=self.url_hint)
         if status in (401, 403) or status >= 500:
             raise status_error(
                 status, backend=self.name, headers=resp.headers, body=resp.text, url=url

@@ -1,67 +1,165 @@
-"""Concurrency limits: ``defaults.max_concurrent`` across the run, ``max_concurrent`` per backend.
+"""Limits on backend requests: concurrency slots and rate pacing (SPEC §1, §8).
 
 Every backend request takes a slot from one :class:`Limiter` before it starts (counting
-before the call, never after). Requests beyond a limit wait; they never fail. The interface
-is the seam for a limiter shared between machines later; today's is in-process semaphores.
+before the call, never after); each attempt, retries too, takes its own. Requests beyond a
+limit wait; they never fail. Per rate group: ``max_concurrent`` slots, ``rpm``/``burst``
+pacing, a ``tpm`` token budget charged with each answer's usage, and a pause when a 429
+asks for one. ``defaults.max_concurrent`` bounds the run. :class:`LocalLimiter` keeps all of
+it in this process; with ``[shared]`` the group limits live in Redis
+(:mod:`llm_mux.backends.shared_limits`) and this one is the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
+from llm_mux.backends.pacing import GroupLimits, Pacer, group_limits
+from llm_mux.errors import RateLimited
+from llm_mux.logs import get_logger
+
 if TYPE_CHECKING:
     from llm_mux.config import Config
+
+
+class Lease(Protocol):
+    """A granted slot; the answer's token usage is charged to it before it is released."""
+
+    def charge(self, tokens: int) -> None: ...
 
 
 class Limiter(Protocol):
     """Grants a slot for one request to ``backend``; waits while the limits are reached."""
 
-    def slot(self, backend: str) -> AbstractAsyncContextManager[None]: ...
+    def slot(self, backend: str) -> AbstractAsyncContextManager[Lease]: ...
+
+    async def aclose(self) -> None: ...
+
+
+log = get_logger("limits")
+
+
+def now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+def build_limiter(config: Config) -> Limiter:
+    """The run's limiter: shared through Redis when ``[shared]`` is set, else local."""
+    local = LocalLimiter.from_config(config)
+    settings = config.shared_settings()
+    if settings is None:
+        return local
+    from llm_mux.backends.shared_limits import SharedLimiter
+
+    return SharedLimiter(settings, local)
+
+
+MAX_LATE_RETRIES = 3  # a request that keeps waking late goes anyway rather than never
+
+
+async def start_at(due_ms: float, limits: GroupLimits) -> bool:
+    """Sleep until ``due_ms`` (``now_ms`` clock); True when it is then too late for its
+    reserved start and must reserve again. A busy machine can wake a sleeper hundreds of
+    ms late; starting anyway would bunch it with the requests reserved after it."""
+    wait = due_ms - now_ms()
+    if wait > 0:
+        await asyncio.sleep(wait / 1000)
+    late = now_ms() - due_ms
+    if limits.interval_ms and late > limits.late_ms:
+        log.debug("rate group %s: %.1f ms late for its start; reserving again", limits.name, late)
+        return True
+    return False
+
+
+def rate_limit_pause(exc: BaseException | None) -> float | None:
+    """Seconds a failed attempt's 429 asked the whole group to pause, if any."""
+    if isinstance(exc, RateLimited) and exc.retry_after:
+        return exc.retry_after
+    return None
+
+
+class LocalGroup:
+    """One rate group in this process: its semaphore and its pacer."""
+
+    __slots__ = ("limits", "pacer", "semaphore")
+
+    def __init__(self, limits: GroupLimits) -> None:
+        self.limits = limits
+        self.pacer = Pacer(limits)
+        self.semaphore = asyncio.Semaphore(limits.max_concurrent) if limits.max_concurrent else None
+
+    async def pace(self) -> None:
+        """Wait for the token budget, then for this request's reserved start."""
+        pacer = self.pacer
+        if not self.limits.paced and pacer.pause_until <= now_ms():
+            return
+        # each sleep is the exact time until the budget allows more; a charge may move it
+        while (wait := pacer.token_wait(now_ms())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait / 1000)
+        for _ in range(MAX_LATE_RETRIES):
+            now = now_ms()
+            wait = pacer.reserve(now)
+            if wait <= 0:
+                return
+            log.debug("rate group %s: next start in %.1f ms", self.limits.name, wait)
+            if not await start_at(now + wait, self.limits):
+                return
 
 
 class LocalLimiter:
-    """Limits enforced by asyncio semaphores inside this process (one per run)."""
+    """Limits enforced inside this process (one per run)."""
 
-    def __init__(self, total: int | None, per_backend: Mapping[str, int | None]) -> None:
+    def __init__(self, total: int | None, groups: Mapping[str, GroupLimits]) -> None:
+        """``groups`` maps each backend name to its group's limits."""
         self._total = asyncio.Semaphore(total) if total else None
-        self._per_backend = {
-            name: asyncio.Semaphore(limit) for name, limit in per_backend.items() if limit
+        by_name: dict[str, LocalGroup] = {}
+        self._groups = {
+            backend: by_name.setdefault(limits.name, LocalGroup(limits))
+            for backend, limits in groups.items()
         }
-        self._slots: dict[str, _Slot] = {}
+
+    @property
+    def total(self) -> asyncio.Semaphore | None:
+        """The run-wide semaphore (``defaults.max_concurrent``), if any."""
+        return self._total
 
     @classmethod
     def from_config(cls, config: Config) -> LocalLimiter:
-        per_backend = {name: b.max_concurrent for name, b in config.backends.items()}
-        return cls(config.defaults.max_concurrent, per_backend)
+        return cls(config.defaults.max_concurrent, group_limits(config.backends))
 
-    def slot(self, backend: str) -> AbstractAsyncContextManager[None]:
-        found = self._slots.get(backend)
+    def group(self, backend: str) -> LocalGroup:
+        found = self._groups.get(backend)
         if found is None:
-            found = self._slots[backend] = _Slot(self._per_backend.get(backend), self._total)
+            found = self._groups[backend] = LocalGroup(GroupLimits(backend))
         return found
 
+    def slot(self, backend: str) -> LocalSlot:
+        return LocalSlot(self.group(backend), self._total)
 
-class _Slot(AbstractAsyncContextManager[None]):
-    """The backend's own semaphore first, then the run's (either may be absent).
+    async def aclose(self) -> None:
+        """Nothing to close: the state lives and dies with the process."""
 
-    Own first, so a request queued for a busy backend does not hold one of the run's slots
-    that another backend could use. Holds no state of its own, so one instance serves
-    every concurrent request to its backend (a plain class: a generator-based context
-    manager costs a few µs per request).
+
+class LocalSlot(AbstractAsyncContextManager["LocalSlot"]):
+    """One request's slot: the group's semaphore, then the run's, then pacing.
+
+    The group's first, so a request queued for a busy backend does not hold one of the
+    run's slots that another backend could use; pacing last, right before the request is
+    sent, so a request that waited for a slot cannot start ahead of the schedule.
     """
 
-    __slots__ = ("_own", "_total")
+    __slots__ = ("_group", "_total")
 
-    def __init__(self, own: asyncio.Semaphore | None, total: asyncio.Semaphore | None) -> None:
-        self._own = own
+    def __init__(self, group: LocalGroup, total: asyncio.Semaphore | None) -> None:
+        self._group = group
         self._total = total
 
-    async def __aenter__(self) -> None:
-        own, total = self._own, self._total
+    async def enter_slots(self) -> None:
+        own, total = self._group.semaphore, self._total
         if own is not None:
             await own.acquire()
         if total is not None:
@@ -72,13 +170,35 @@ class _Slot(AbstractAsyncContextManager[None]):
                     own.release()
                 raise
 
+    def exit_slots(self) -> None:
+        if self._total is not None:
+            self._total.release()
+        if self._group.semaphore is not None:
+            self._group.semaphore.release()
+
+    async def __aenter__(self) -> LocalSlot:
+        await self.enter_slots()
+        try:
+            await self._group.pace()
+        except BaseException:
+            self.exit_slots()
+            raise
+        return self
+
+    def charge(self, tokens: int) -> None:
+        self._group.pacer.charge(now_ms(), tokens)
+
+    def settle(self, exc: BaseException | None) -> None:
+        """Apply a 429's pause to the group (local pacing)."""
+        pause = rate_limit_pause(exc)
+        if pause is not None:
+            self._group.pacer.pause(now_ms(), pause)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._total is not None:
-            self._total.release()
-        if self._own is not None:
-            self._own.release()
+        self.settle(exc)
+        self.exit_slots()

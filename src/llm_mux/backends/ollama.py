@@ -30,6 +30,7 @@ class OllamaBackend(HttpBackend):
     kind = "ollama"
     endpoint = "/api/chat"
     models_endpoint = "/api/tags"
+    url_hint = "command is an Ollama server's root (http://127.0.0.1:11434), without /v1"
     stream_type = "application/x-ndjson"
 
     def headers(self, api_key: str | None) -> dict[str, str]:

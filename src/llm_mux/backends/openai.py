@@ -29,6 +29,7 @@ class OpenAIBackend(HttpBackend):
     kind = "openai"
     endpoint = "/chat/completions"
     models_endpoint = "/models"
+    url_hint = "command is the API's base URL, usually ending in /v1 (http://HOST:PORT/v1)"
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"} if api_key else {}

@@ -19,7 +19,8 @@ RATE_LIMIT = re.compile(
 
 AUTH = re.compile(
     r"invalid[ _-]?(?:x-)?api[ _-]?key|incorrect api key|api key not valid|invalid credentials"
-    r"|authentication (?:failed|error)|unauthori[sz]ed|not logged in|please (?:log ?in|login)",
+    r"|authentication (?:failed|error)|unauthori[sz]ed|not logged in|please (?:log ?in|login)"
+    r"|please set an auth method|no key found|api key (?:is )?(?:missing|required|not set)",
     re.IGNORECASE,
 )
 

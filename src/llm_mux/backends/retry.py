@@ -213,17 +213,28 @@ async def _retry(
         reraise=True,
     )
     attempts = 0
+    failures = [attempt_label(first)]
     try:
         async for manager in retrying:
             with manager:
                 attempts = manager.retry_state.attempt_number
                 if attempts == 1:
                     raise first  # the attempt already made
-                response = await _once(attempt)
+                try:
+                    response = await _once(attempt)
+                except BackendError as error:
+                    failures.append(attempt_label(error))
+                    raise
     except BackendError as error:
         error.attempts = attempts  # type: ignore[attr-defined]
+        error.attempt_errors = failures  # type: ignore[attr-defined]
         raise
     return replace(response, attempts=attempts)
+
+
+def attempt_label(error: BackendError) -> str:
+    """One attempt's failure in a few words: its class and HTTP status (``ServerError 503``)."""
+    return error.error_class + (f" {error.status}" if error.status is not None else "")
 
 
 def _error_of(state: RetryCallState) -> BackendError:

@@ -10,7 +10,6 @@ workflow, a bad config, a bad command line) also becomes the one document on std
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 
@@ -34,6 +33,8 @@ def _json_error(text: str) -> None:
     settings = current_settings()
     if settings is None or not settings.json or settings.emitted:
         return
+    import json
+
     settings.emitted = True
     document = {"success": False, "error": redact(text)}
     try:

@@ -13,7 +13,12 @@ from llm_mux.secrets import redact, redact_data
 
 def load(settings: Settings) -> Config:
     """The merged config for this invocation (user, project, ``--config``)."""
-    return load_config(settings.config)
+    from llm_mux.logs import get_logger
+
+    config = load_config(settings.config)
+    for warning in config.warnings():
+        get_logger("config").debug("warning: %s", warning)
+    return config
 
 
 def emit_json(document: Any) -> None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
 
-def _config_file(ctx: click.Context) -> Path | None:
+def _config_file(ctx: click.Context) -> tuple[Path, ...]:
     from llm_mux.cli.options import get_settings
 
     return get_settings(ctx).config

@@ -1,9 +1,13 @@
 """``llm-mux doctor``: check every backend at once, without spending tokens.
 
-A CLI backend is available when its command resolves to an executable; an HTTP backend when
-``GET …/models`` (or the native equivalent) answers within 5 s; a local model when its file
-loads. A missing ``${VAR}`` makes a backend unavailable, naming the variable. Exit 1 when an
-enabled backend is unavailable.
+A CLI backend is available when its command resolves to an executable (and a known agent
+CLI's ``--version`` answers); an HTTP backend when ``GET …/models`` (or the native
+equivalent) answers within 5 s, not with a 404; a local model when its file loads. A missing
+``${VAR}`` makes a backend unavailable, naming the variable. ``--probe`` (opt-in: it may cost
+tokens) also sends each available backend one tiny prompt and reports the class of any
+failure. Exit 1 when an enabled backend is unavailable. With ``[shared]``, also whether its
+Redis answers (exit 1 only under ``on_error = "fail"``: otherwise a run goes on with local
+limits).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
     from llm_mux.config import Config
 
 CHECK_DEADLINE = 30.0  # s; each HTTP probe has its own 5 s limit, a local model may load longer
+PROBE_PROMPT = "Reply with the single word: ok"
+PROBE_TIMEOUT = 60.0  # s at most for the probe prompt (less when the backend's timeout is less)
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Verdict:
     available: bool
     detail: str
     duration_ms: int
+    probe: dict[str, Any] | None = None
 
     @property
     def blocking(self) -> bool:
@@ -44,10 +51,46 @@ class Verdict:
             "available": self.available,
             "detail": self.detail,
             "duration_ms": self.duration_ms,
+            **({"probe": self.probe} if self.probe is not None else {}),
         }
 
 
-async def _check_one(name: str, config: Config, client: HttpClientHolder) -> Verdict:
+async def _probe(name: str, config: Config, client: HttpClientHolder) -> dict[str, Any]:
+    """Send the probe prompt once (no retries); what came back, or the failure's class."""
+    from llm_mux.backends.base import Request
+    from llm_mux.backends.build import build_backend
+    from llm_mux.errors import BackendError, LlmMuxError
+
+    cfg = config.backends[name]
+    timeout = min(float(cfg.timeout or config.defaults.timeout), PROBE_TIMEOUT)
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout + 5):
+            backend = build_backend(name, config, client=client)
+            response = await backend.complete(Request(PROBE_PROMPT, timeout=timeout))
+    except TimeoutError:
+        return {"ok": False, "class": "Timeout", "detail": f"no answer within {timeout:g} s"}
+    except BackendError as exc:
+        return {"ok": False, "class": exc.error_class, "status": exc.status, "detail": exc.detail}
+    except LlmMuxError as exc:
+        return {"ok": False, "class": "Failed", "detail": exc.message}
+    answer = " ".join(response.text.split())
+    usage = response.usage.as_dict() if response.usage is not None else None
+    elapsed = int((time.monotonic() - started) * 1000)
+    shown = answer if len(answer) <= 60 else answer[:60] + "…"
+    return {"ok": True, "answer": shown, "duration_ms": elapsed, "usage": usage}
+
+
+def _probe_text(probe: dict[str, Any]) -> str:
+    if probe["ok"]:
+        return f"probe answered in {probe['duration_ms']} ms: {probe['answer'] or '(empty)'}"
+    status = f" (HTTP {probe['status']})" if probe.get("status") is not None else ""
+    return f"probe failed: {probe['class']}{status}: {probe['detail']}"
+
+
+async def _check_one(
+    name: str, config: Config, client: HttpClientHolder, probe: bool = False
+) -> Verdict:
     from llm_mux.backends.build import build_backend
     from llm_mux.config.expand import missing_variables
     from llm_mux.errors import LlmMuxError
@@ -71,21 +114,66 @@ async def _check_one(name: str, config: Config, client: HttpClientHolder) -> Ver
     except TimeoutError:
         return verdict(False, f"no answer within {CHECK_DEADLINE:g} s")
     except LlmMuxError as exc:
-        return verdict(False, exc.message.removeprefix(f"backend '{name}': "))
-    return verdict(True, detail)
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return verdict(False, exc.message.removeprefix(f"backend '{name}': ") + hint)
+    if not probe:
+        return verdict(True, detail)
+    found = await _probe(name, config, client)
+    checked = verdict(found["ok"], f"{detail}; {_probe_text(found)}")
+    checked.probe = found
+    return checked
 
 
-async def check_all(config: Config) -> list[Verdict]:
+async def check_all(config: Config, probe: bool = False) -> list[Verdict]:
     """Check every configured backend concurrently, in config order."""
     from llm_mux.backends.http import HttpClientHolder
 
     client = HttpClientHolder()
     try:
         return list(
-            await asyncio.gather(*(_check_one(name, config, client) for name in config.backends))
+            await asyncio.gather(
+                *(_check_one(name, config, client, probe) for name in config.backends)
+            )
         )
     finally:
         await client.aclose()
+
+
+@dataclass
+class SharedVerdict:
+    """Whether the Redis of ``[shared]`` answers; ``url`` has its password masked."""
+
+    url: str
+    available: bool
+    detail: str
+    blocking: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "available": self.available, "detail": self.detail}
+
+
+async def check_shared(config: Config) -> SharedVerdict | None:
+    """PING the shared-limits Redis, when ``[shared]`` is set."""
+    settings = config.shared_settings()
+    if settings is None:
+        return None
+    from llm_mux.backends.shared_limits import RedisDown, ping
+    from llm_mux.errors import LlmMuxError
+    from llm_mux.secrets import mask_url
+
+    url = mask_url(settings.redis_url or "")
+    try:
+        detail = await ping(settings)
+    except (RedisDown, LlmMuxError) as exc:
+        reason = exc.reason if isinstance(exc, RedisDown) else exc.message
+        return SharedVerdict(url, False, reason, settings.on_error == "fail")
+    return SharedVerdict(url, True, detail, False)
+
+
+def _print_shared(shared: SharedVerdict | None) -> None:
+    if shared is not None:
+        state = shared.detail if shared.available else f"unavailable ({shared.detail})"
+        click.echo(f"Shared limits: Redis {shared.url} {state}")
 
 
 def _status(verdict: Verdict) -> Any:
@@ -112,13 +200,19 @@ def _print_console(verdicts: list[Verdict]) -> None:
 
 
 @click.command("doctor")
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Also send each available backend one tiny prompt (may cost tokens).",
+)
 @global_options
-def doctor_command() -> int:
+def doctor_command(probe: bool) -> int:
     """Check every backend concurrently; exit 1 if an enabled one is unavailable.
 
     \b
     Examples:
       llm-mux doctor
+      llm-mux doctor --probe        # one tiny prompt each; may cost tokens
       llm-mux doctor --output json
     """
     from llm_mux import runtime
@@ -126,18 +220,39 @@ def doctor_command() -> int:
 
     settings = get_settings()
     config = load(settings)
-    verdicts = runtime.run(lambda: check_all(config))
+    if probe:
+        click.echo(
+            f"probing: sending {PROBE_PROMPT!r} to each available backend (may cost tokens)",
+            err=True,
+        )
+
+    async def check() -> tuple[list[Verdict], SharedVerdict | None]:
+        return await check_all(config, probe), await check_shared(config)
+
+    verdicts, shared = runtime.run(check)
     serve = _serve_report(config)
+    for warning in config.warnings():
+        click.echo(f"warning: {warning}", err=True)
     if settings.json:
-        emit_json({"backends": {v.name: v.as_dict() for v in verdicts}, "serve": serve})
+        backends = {v.name: v.as_dict() for v in verdicts}
+        for name, backend in config.backends.items():
+            backends[name]["warnings"] = backend.ignored_keys()
+        document: dict[str, Any] = {"backends": backends, "serve": serve}
+        if shared is not None:
+            document["shared"] = shared.as_dict()
+        emit_json(document)
     elif settings.quiet:
         for v in verdicts:
             state = "available" if v.available else ("disabled" if not v.enabled else "unavailable")
             click.echo(f"{v.name}\t{state}")
+        if shared is not None:
+            click.echo(f"[shared]\t{'available' if shared.available else 'unavailable'}")
     else:
         _print_console(verdicts)
         _print_serve(serve)
-    return 1 if any(v.blocking for v in verdicts) else 0
+        _print_shared(shared)
+    blocked = any(v.blocking for v in verdicts) or (shared is not None and shared.blocking)
+    return 1 if blocked else 0
 
 
 def _serve_report(config: Config) -> dict[str, Any]:

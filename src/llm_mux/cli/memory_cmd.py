@@ -93,7 +93,7 @@ def memory_command(kind: str, project: str | None, search: str | None, limit: in
     )
 
 
-def resolve_ecosystem(forced: str | None, config_file: Path | None) -> str | None:
+def resolve_ecosystem(forced: str | None, config_file: Sequence[Path]) -> str | None:
     """The ecosystem whose memory to read: ``forced``, else the one containing the cwd.
 
     ``default`` (the database used outside any ecosystem) is accepted even if not configured.

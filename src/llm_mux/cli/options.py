@@ -25,7 +25,7 @@ class Settings:
     output: str = "console"
     debug: bool = False
     team: str | None = None
-    config: Path | None = None
+    config: tuple[Path, ...] = ()  # every --config, in command-line order
     ecosystem: str | None = None
     emitted: bool = False  # a JSON document is on stdout already
 
@@ -65,11 +65,13 @@ def forget_settings() -> None:
 
 def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value is None or value is False:
+        if value is None or value is False or value == ():
             return
         settings = get_settings(ctx)
         if attribute == "quiet":
             settings.output = "quiet"
+        elif attribute == "config":
+            settings.config = (*settings.config, *value)
         elif attribute == "debug":
             settings.debug = True
             from llm_mux.logs import enable_debug
@@ -132,7 +134,9 @@ def global_options(func: F) -> F:
             "--config",
             "-c",
             type=click.Path(path_type=Path, dir_okay=False),
-            help="An extra config file, applied after the user and project files.",
+            multiple=True,
+            help="An extra config file, applied after the user and project files; "
+            "repeat it to merge several, later ones winning.",
             callback=_setter("config"),
             expose_value=False,
             is_eager=True,

@@ -15,7 +15,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llm_mux.config.models import Backend, ConfigFile, Defaults, Ecosystem, Role, Serve, Team
+from llm_mux.config.models import (
+    REDIS_URL_ENV,
+    Backend,
+    ConfigFile,
+    Defaults,
+    Ecosystem,
+    Role,
+    Serve,
+    Shared,
+    Team,
+)
 from llm_mux.config.settings import Config
 from llm_mux.errors import ConfigError, did_you_mean
 
@@ -46,7 +56,10 @@ def find_project_dir(start: Path) -> Path | None:
     return None
 
 
-def config_files(cwd: Path, explicit: Path | None) -> list[Path]:
+ConfigFiles = Path | str | Sequence[Path | str] | None  # ``--config`` files, in order
+
+
+def config_files(cwd: Path, explicit: Sequence[Path] = ()) -> list[Path]:
     """The config files that apply, earliest (lowest priority) first.
 
     Anything at a config path counts (a directory too), so that reading it reports the
@@ -59,8 +72,7 @@ def config_files(cwd: Path, explicit: Path | None) -> list[Path]:
     project = find_project_dir(cwd)
     if project is not None and (project / CONFIG_NAME).exists():
         files.append(project / CONFIG_NAME)
-    if explicit is not None:
-        files.append(explicit)
+    files.extend(explicit)
     return files
 
 
@@ -172,7 +184,7 @@ def _check_top_level(raw: dict[str, Any], path: Path) -> None:
         error = exc.errors()[0]
         key = str(error["loc"][0])
         if error["type"] == "extra_forbidden":
-            hint = did_you_mean(key, ("defaults", "serve", *_TABLES))
+            hint = did_you_mean(key, ("defaults", "shared", "serve", *_TABLES))
             raise ConfigError(f"unknown table '{key}'{hint}", file=path) from None
         raise ConfigError(f"'{key}' must be a table", file=path) from None
 
@@ -201,15 +213,23 @@ def _validate_serve(raw: dict[str, Any], path: Path) -> None:
         raise _model_error(exc, Serve, path, ["serve"]) from None
 
 
-def merge_files(files: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Read files in order; ``[defaults]`` and ``[serve]`` merge key by key, other tables
-    entry by entry.
+def _validate_shared(raw: dict[str, Any], path: Path) -> None:
+    try:
+        Shared.model_validate(raw)
+    except ValidationError as exc:
+        raise _model_error(exc, Shared, path, ["shared"]) from None
 
-    Returns the merged defaults and, per table, ``name -> (model, source file)``; the
-    merged ``[serve]`` is ``entries["serve"]``.
+
+def merge_files(files: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Read files in order; ``[defaults]``, ``[shared]`` and ``[serve]`` merge key by key,
+    other tables entry by entry.
+
+    Returns the merged defaults and, per table, ``name -> (model, source file)``; the merged
+    ``[shared]`` table, when any file has one, is ``entries["shared"][""]``; the merged
+    ``[serve]`` is ``entries["serve"]``.
     """
     defaults: dict[str, Any] = {}
-    entries: dict[str, dict[str, Any]] = {table: {} for table in _TABLES}
+    entries: dict[str, dict[str, Any]] = {table: {} for table in (*_TABLES, "shared")}
     entries["serve"] = {}
     for path in files:
         raw = _read_toml(path)
@@ -220,10 +240,30 @@ def merge_files(files: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[s
         if "serve" in raw:
             _validate_serve(raw["serve"], path)
             entries["serve"].update(raw["serve"])
+        if "shared" in raw:
+            _validate_shared(raw["shared"], path)
+            merged = {**entries["shared"].get("", ({}, path))[0], **raw["shared"]}
+            entries["shared"][""] = (merged, path)
         for table in _TABLES:
             for name, value in raw.get(table, {}).items():
                 entries[table][name] = (_validate_entry(table, name, value, path), path)
     return defaults, entries
+
+
+def _shared(entries: dict[str, dict[str, Any]]) -> Shared | None:
+    """The merged ``[shared]`` table; it must name a Redis unless the environment does."""
+    found = entries["shared"].get("")
+    if found is None:
+        return None
+    raw, path = found
+    if not raw.get("redis_url") and not os.environ.get(REDIS_URL_ENV):
+        raise ConfigError(
+            "[shared]: 'redis_url' is required",
+            file=path,
+            line=locate_key(path, ["shared"], None),
+            hint=f'redis_url = "redis://HOST:6379/0", or set {REDIS_URL_ENV}',
+        )
+    return Shared.model_validate(raw)
 
 
 def _check_references(entries: dict[str, dict[str, Any]]) -> None:
@@ -263,24 +303,52 @@ def _check_backends(
 
 
 def load_config(
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     *,
     cwd: Path | None = None,
 ) -> Config:
-    """Load, merge and validate the user, project and explicit config files (SPEC §1)."""
+    """Load, merge and validate the user, project and explicit config files (SPEC §1).
+
+    Several explicit files merge in order, like the user and project files before them.
+    """
     here = (cwd or Path.cwd()).resolve()
-    explicit = Path(config_file) if config_file is not None else None
+    if config_file is None:
+        explicit: list[Path] = []
+    elif isinstance(config_file, str | Path):
+        explicit = [Path(config_file)]
+    else:
+        explicit = [Path(f) for f in config_file]
     files = config_files(here, explicit)
     defaults_raw, entries = merge_files(files)
     _check_references(entries)
     project = find_project_dir(here)
-    return Config(
+    config = Config(
         defaults=Defaults.model_validate(defaults_raw),
         backends={n: m for n, (m, _) in entries["backends"].items()},
         roles={n: m for n, (m, _) in entries["roles"].items()},
         teams={n: m for n, (m, _) in entries["teams"].items()},
         ecosystems={n: m for n, (m, _) in entries["ecosystems"].items()},
         serve=Serve.model_validate(entries["serve"]),
+        shared=_shared(entries),
         sources=tuple(files),
         project_root=project.parent if project is not None else None,
     )
+    _check_redis_installed(config)
+    return config
+
+
+def _check_redis_installed(config: Config) -> None:
+    """Shared limits need the ``redis`` extra; say so before anything runs (exit 2)."""
+    import importlib.util
+
+    if config.shared_settings() is None:
+        return
+    try:
+        found = importlib.util.find_spec("redis") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(
+            "shared limits ([shared] or LLM_MUX_REDIS_URL) need the redis package",
+            hint="pip install 'llm-mux[redis]'",
+        )

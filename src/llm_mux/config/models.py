@@ -15,16 +15,21 @@ BackendType = Literal["cli", "openai", "ollama", "anthropic", "mock", "local"]
 Execution = Literal["first", "parallel", "fallback"]
 MockFailure = Literal["rate_limit", "timeout", "auth", "server_error", "crash", "malformed_json"]
 
+REDIS_URL_ENV = "LLM_MUX_REDIS_URL"  # wins over [shared] redis_url, and alone enables it
+MIN_LEASE_MS = 300.0  # a shorter lease could expire between two renewals on a busy machine
+
 HTTP_TYPES = frozenset({"openai", "ollama", "anthropic"})
 
-# Keys that only mean something for some backend types; using them elsewhere is an error,
-# because every key we accept must have an effect.
+# Keys that only mean something for some backend types. Elsewhere they are ignored with a
+# warning naming them (the seed's own "Backend Options" block gives a CLI `model` and
+# `api_key`), never silently: `validate`, `doctor` and `--debug` say so.
 _TYPE_ONLY_KEYS: dict[str, frozenset[str]] = {
     "args": frozenset({"cli"}),
     "env": frozenset({"cli"}),
     "prompt_via": frozenset({"cli"}),
     "stdin_fallback": frozenset({"cli"}),
     "api_key": HTTP_TYPES,
+    "model": HTTP_TYPES | {"local"},
     "params": HTTP_TYPES,
     "stream": frozenset({"openai", "ollama", "anthropic"}),
     "api_version": frozenset({"anthropic"}),
@@ -81,6 +86,10 @@ class Backend(_Strict):
     prompt_via: Literal["arg", "stdin"] = "arg"
     stdin_fallback: bool = True
     max_concurrent: int | None = Field(None, gt=0)
+    rpm: int | None = Field(None, gt=0)
+    tpm: int | None = Field(None, gt=0)
+    burst: int | None = Field(None, ge=1)
+    rate_group: str | None = Field(None, min_length=1)
     stream: bool = False
     api_version: str | None = None
     # local (llama.cpp in-process)
@@ -110,21 +119,70 @@ class Backend(_Strict):
     def is_http(self) -> bool:
         return self.kind in HTTP_TYPES
 
-    @model_validator(mode="after")
-    def _check_kind_keys(self) -> Backend:
-        kind = self.kind
-        for key in self.model_fields_set:
+    def ignored_keys(self) -> list[str]:
+        """Warnings for keys that were set but mean nothing for this backend's type."""
+        kind, found = self.kind, []
+        for key in sorted(self.model_fields_set):
             allowed = _TYPE_ONLY_KEYS.get(key)
             if allowed is not None and kind not in allowed:
                 kinds = ", ".join(sorted(allowed))
-                raise ValueError(
-                    f"key '{key}' applies only to backends of type {kinds}, not '{kind}'"
+                found.append(
+                    f"backend '{self.name}': key '{key}' applies only to backends of type "
+                    f"{kinds}, not '{kind}'; it is ignored"
                 )
+        return found
+
+    @model_validator(mode="after")
+    def _check_kind_keys(self) -> Backend:
+        kind = self.kind
         if (kind == "cli" or kind in HTTP_TYPES) and not self.command:
             raise ValueError(f"'command' is required for a backend of type '{kind}'")
         if kind in HTTP_TYPES and not self.model:
             raise ValueError(f"'model' is required for an HTTP backend (type '{kind}')")
         return self
+
+
+class Shared(_Strict):
+    """``[shared]``: rate and concurrency limits shared through Redis (SPEC §8)."""
+
+    redis_url: str | None = None
+    namespace: str = Field("llm-mux", min_length=1)
+    lease: float = 30_000.0  # ms; written as "30s" (a plain number is seconds)
+    timeout_ms: int = Field(250, gt=0)
+    on_error: Literal["local", "fail"] = "local"
+
+    @field_validator("lease", mode="before")
+    @classmethod
+    def _lease_ms(cls, value: Any) -> float:
+        from llm_mux.workflow.durations import parse_duration
+
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value}s"
+        ms = parse_duration(value)
+        if ms < MIN_LEASE_MS:
+            raise ValueError(f"lease must be at least {MIN_LEASE_MS:g} ms")
+        return ms
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://", "${")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if value and "${" not in value:
+            from urllib.parse import urlsplit
+
+            try:
+                urlsplit(value).port  # noqa: B018 - parsing it is the check
+            except ValueError as exc:
+                raise ValueError(f"invalid redis_url: {exc}") from None
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _no_braces(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("namespace may not contain '{' or '}' (they mark Redis hash tags)")
+        return value
 
 
 class Role(_Strict):
@@ -224,3 +282,4 @@ class ConfigFile(_Strict):
     roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     teams: dict[str, dict[str, Any]] = Field(default_factory=dict)
     ecosystems: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    shared: dict[str, Any] = Field(default_factory=dict)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from llm_mux.config.models import Backend, Defaults, Ecosystem, Role, Serve, Team
+from llm_mux.config.models import (
+    REDIS_URL_ENV,
+    Backend,
+    Defaults,
+    Ecosystem,
+    Role,
+    Serve,
+    Shared,
+    Team,
+)
 
 
 @dataclass(frozen=True)
@@ -18,8 +29,21 @@ class Config:
     teams: dict[str, Team] = field(default_factory=dict)
     ecosystems: dict[str, Ecosystem] = field(default_factory=dict)
     serve: Serve = field(default_factory=Serve)
+    shared: Shared | None = None  # the [shared] table as written; see backends.shared_config
     sources: tuple[Path, ...] = ()
     project_root: Path | None = None
+
+    def warnings(self) -> list[str]:
+        """Problems that do not stop a run: keys ignored for their backend's type."""
+        return [w for backend in self.backends.values() for w in backend.ignored_keys()]
+
+    def shared_settings(self, environ: Mapping[str, str] | None = None) -> Shared | None:
+        """``[shared]`` with ``LLM_MUX_REDIS_URL`` applied (the variable alone enables it)."""
+        env = os.environ if environ is None else environ
+        url = env.get(REDIS_URL_ENV)
+        if url:
+            return (self.shared or Shared()).model_copy(update={"redis_url": url})
+        return self.shared
 
     def with_roles(self, roles: dict[str, Role]) -> Config:
         """A copy where ``roles`` (e.g. a workflow's own ``[roles]``) replace same-named ones."""

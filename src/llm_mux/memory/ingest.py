@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,11 +71,45 @@ class StorePayload:
 
 
 def parse_store_input(text: str) -> StorePayload:
-    """Find the store JSON in ``text`` and validate it; raise StoreError listing every problem."""
+    """Find the store JSON in ``text`` and validate it; raise StoreError listing every problem.
+
+    The text may hold several documents (a parallel step's answers, joined): each is
+    validated, and together they make one payload, stored in one transaction.
+    """
     if not text.strip():
         raise StoreError(f"store input is empty; {_EXPECTED}")
-    document = extract_document(text)
-    return validate_document(document)
+    documents = extract_documents(text)
+    if len(documents) == 1:
+        return validate_document(documents[0])
+    problems: list[str] = []
+    payloads = []
+    for number, document in enumerate(documents, 1):
+        try:
+            payloads.append(validate_document(document))
+        except StoreError as exc:
+            problems.append(f"document {number} of {len(documents)}: {exc.message}")
+    if problems:
+        raise StoreError("\n".join(problems))
+    return StorePayload(
+        facts=tuple(f for p in payloads for f in p.facts),
+        relationships=tuple(r for p in payloads for r in p.relationships),
+        entities=tuple(e for p in payloads for e in p.entities),
+    )
+
+
+def extract_documents(text: str) -> list[dict[str, Any]]:
+    """Every store document in ``text``: the whole text when it is one, else each fenced
+    block naming a known key, else each top-level embedded object naming one; when none
+    does, the one :func:`extract_document` finds (or its error)."""
+    from llm_mux.answer_json import NO_JSON, embedded, fenced, loads
+
+    def documents(values: Iterable[Any]) -> list[dict[str, Any]]:
+        return [v for v in values if isinstance(v, dict) and any(k in v for k in KINDS)]
+
+    whole = loads(text)
+    found = documents([whole]) if whole is not NO_JSON else []
+    found = found or documents(fenced(text)) or documents(embedded(text))
+    return found or [extract_document(text)]
 
 
 def extract_document(text: str) -> dict[str, Any]:

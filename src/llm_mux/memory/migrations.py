@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from llm_mux.memory.cancel import commit, gated
+
 _T = TypeVar("_T")
 
 
@@ -123,16 +125,20 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
     """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception (Ctrl-C too) rolls everything back.
 
     Taking the write lock up front means the busy timeout applies when the transaction
-    starts, never as a failed lock upgrade halfway through.
+    starts, never as a failed lock upgrade halfway through. Inside a cancellable store
+    (:mod:`llm_mux.memory.cancel`), a cancel before ``COMMIT`` interrupts and rolls back.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    with gated(conn):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            with commit():
+                conn.execute("COMMIT")
+        except BaseException:
+            conn.set_progress_handler(None, 0)  # the rollback itself must not be interrupted
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 def _apply_pending(conn: sqlite3.Connection) -> list[str]:

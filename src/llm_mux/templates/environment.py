@@ -29,6 +29,7 @@ from jinja2.utils import missing
 
 from llm_mux.errors import LlmMuxError, TemplateError, did_you_mean
 from llm_mux.secrets import redact
+from llm_mux.templates import budget
 
 # Where a ``{{ }}`` was output: the compiled template and the line of its Python code.
 Location = tuple[Any, int] | None
@@ -40,6 +41,11 @@ RECORDER: ContextVar[Callable[[str, Location], str] | None] = ContextVar(
 
 _TEMPLATE_FILENAME = "<template>"
 _MAX_AVAILABLE = 40
+_MAX_POWER_BITS = 1 << 20  # ``**`` results past this many bits take seconds to compute
+_MAX_REPEAT = 16 * 1024 * 1024  # items of a ``"x" * n`` repetition
+_MAX_SIZE_ARG = 1024 * 1024  # a width or count given to a filter that loops over it
+_SIZED_FILTERS = ("center", "indent", "wordwrap", "truncate", "slice")
+_MAX_LIPSUM_WORDS = 100_000
 
 
 class MissingValue(UndefinedError):
@@ -101,7 +107,13 @@ class _ProbeUndefined(Undefined):
 
 
 class _Environment(SandboxedEnvironment):
-    """The sandbox, with mapping keys winning over methods (``steps.x.items`` is the key)."""
+    """The sandbox, with mapping keys winning over methods (``steps.x.items`` is the key).
+
+    Loops and calls charge the render budget (see :mod:`llm_mux.templates.budget`), and
+    ``**`` and ``*`` refuse results so large that computing them alone would hold the run.
+    """
+
+    intercepted_binops = frozenset(("**", "*"))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and isinstance(attribute, str):
@@ -110,6 +122,59 @@ class _Environment(SandboxedEnvironment):
             except (KeyError, TypeError):
                 pass
         return super().getattr(obj, attribute)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            guard = nodes.ImportedName("llm_mux.templates.budget.guarded")
+            loop.iter = nodes.Call(guard, [loop.iter], [], None, None, lineno=loop.lineno)
+        return tree
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        budget.tick()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _too_large_power(left, right):
+            raise SecurityError(f"{left!r} ** {right!r} is too large to compute")
+        if operator == "*" and _too_long_repeat(left, right):
+            raise SecurityError("a repetition with '*' would be too long")
+        return super().call_binop(context, operator, left, right)
+
+
+def _size_checked(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter whose work grows with a number it is given, refusing huge ones."""
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, int) and value > _MAX_SIZE_ARG:
+                raise SecurityError(f"{name}({value}) is too large")
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    """Jinja's ``lipsum``, refusing sizes that would take minutes to generate."""
+    from jinja2.utils import generate_lorem_ipsum
+
+    if n * max > _MAX_LIPSUM_WORDS:
+        raise SecurityError(f"lipsum of {n} × {max} words is too large")
+    return generate_lorem_ipsum(n, html, min, max)
+
+
+def _too_large_power(left: Any, right: Any) -> bool:
+    if not (isinstance(left, int) and isinstance(right, int)) or right <= 0:
+        return False
+    return abs(left) > 1 and abs(left).bit_length() * right > _MAX_POWER_BITS
+
+
+def _too_long_repeat(left: Any, right: Any) -> bool:
+    sequence, times = (left, right) if isinstance(right, int) else (right, left)
+    if not isinstance(sequence, str | bytes | list | tuple) or not isinstance(times, int):
+        return False
+    return len(sequence) * times > _MAX_REPEAT
 
 
 @pass_context
@@ -153,6 +218,9 @@ def environment(kind: str = "plain") -> SandboxedEnvironment:
         finalize=_record if kind != "plain" else None,
     )
     env.filters.update(FILTERS)
+    for name in _SIZED_FILTERS:
+        env.filters[name] = _size_checked(name, env.filters[name])
+    env.globals["lipsum"] = _lipsum
     if kind != "plain":
         env.filters["shell_escape"] = escaped  # its text is chosen by the value's context
     return env
@@ -195,10 +263,24 @@ def render_with(kind: str, source: str, context: Mapping[str, Any], where: str) 
     """Render ``source`` in the environment ``kind``, translating every failure."""
     template = compile_template(source, kind=kind, where=where)
     try:
-        text: str = template.render(dict(context))
+        return _generate(template, context)
     except Exception as exc:
         raise runtime_error(exc, source, context, where) from exc
-    return text
+
+
+def _generate(template: Any, context: Mapping[str, Any]) -> str:
+    """The rendered text; with a render budget, each chunk is charged and the size capped."""
+    limits = budget.BUDGET.get()
+    if limits is None:
+        text: str = template.render(dict(context))
+        return text
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(dict(context)):
+        size += len(chunk)
+        limits.output(size)
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def render(template: str, context: Mapping[str, Any], *, where: str = "") -> str:

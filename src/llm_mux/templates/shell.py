@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from llm_mux.errors import TemplateError
+from llm_mux.templates.budget import limited
 from llm_mux.templates.environment import (
     RECORDER,
     Escaped,
@@ -37,6 +38,7 @@ from llm_mux.templates.shell_lexer import SLOT, Edit, Refused, Scan, Site, Where
 MAX_INLINE_SCRIPT = 100 * 1024  # bytes of script passed as the ``-c`` argument
 MAX_ENV_VALUE = 64 * 1024  # Linux caps one environment string at 128 KiB
 MAX_ENV_TOTAL = 1024 * 1024  # leaves room under ARG_MAX for the inherited environment
+PROBE_S = 0.2  # the static check renders with stand-ins for at most this long (no verdict after)
 VALUE_PREFIX = "LLM_MUX_V"
 FILE_PREFIX = "LLM_MUX_F"
 
@@ -168,8 +170,9 @@ def check_shell_template(template: str, *, where: str = "") -> None:
     """
     compile_template(template, kind="probe", where=where)
     try:
-        text, recorder = _render(template, {}, where, "probe")
-    except TemplateError:
+        with limited(PROBE_S):
+            text, recorder = _render(template, {}, where, "probe")
+    except TemplateError:  # stand-ins that do not fit, or a runaway loop: no verdict
         return
     slotted, indexes = _to_slots(text, recorder, where)
     _scan(slotted, indexes, recorder, where)

@@ -50,6 +50,7 @@ class Names:
 
     integer: set[str] = field(default_factory=set)
     assigned: list[tuple[str, int]] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)  # the last command reads into these
 
     def assign(self, name: str, slot: int | None) -> None:
         if slot is not None:
@@ -58,6 +59,7 @@ class Names:
 
 def check_command(words: list[Word], names: Names) -> Refusal | None:
     """A refusal for a slot of this simple command, or None (assignments are recorded)."""
+    names.targets = []
     args = [w for w in words if not w.redirect]
     while args and args[0].bare in _KEYWORDS:
         args = args[1:]
@@ -175,12 +177,18 @@ def _name_operands(
         match = _NAME.match(word.bare, start)
         if match:
             names.assign(match.group(), first_slot)
+            names.targets.append(match.group())
     return None
 
 
 def _refuse(words: list[Word], context: str) -> Refusal | None:
     slot = _first_slot(words)
     return None if slot is None else (slot, context)
+
+
+def first_slot(words: list[Word]) -> int | None:
+    """The position of the first slot in these words."""
+    return _first_slot(words)
 
 
 def _first_slot(words: list[Word]) -> int | None:

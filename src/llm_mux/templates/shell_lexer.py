@@ -104,6 +104,7 @@ class _Heredoc:
     quoted: bool
     strip_tabs: bool
     opener: tuple[int, int]
+    targets: list[str] | None = None  # names its command reads it into (None: not yet known)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class _Commands:
     words: list[Word] = field(default_factory=list)  # of the current simple command
     word_start: int = 0
     redirect_next: bool = False  # the next word is a redirection's target
+    pipe_slot: int | None = None  # the first slot of the pipeline so far
     word_redirect: bool = False
 
 
@@ -301,13 +303,22 @@ class _Lexer:
         if st.test_collector:
             self.collect, st.test_collector = None, False
         words, st.words, st.redirect_next = st.words, [], False
-        refusal = shell_bash.check_command(words, self.out.names)
+        names = self.out.names
+        refusal = shell_bash.check_command(words, names)
         if refusal is not None:
             raise Refused(*refusal)
+        for heredoc in st.heredocs:  # a value fed on stdin to ``read n`` is given to n
+            heredoc.targets = names.targets if heredoc.targets is None else heredoc.targets
+        if st.pipe_slot is not None:
+            for name in names.targets:
+                names.assign(name, st.pipe_slot)
+        first = shell_bash.first_slot(words)
+        st.pipe_slot = first if st.pipe_slot is None else st.pipe_slot
 
     def newline(self, st: _Commands, end: int) -> None:
         self.finish_word(st)
         self.end_command(st)
+        st.pipe_slot = None
         self.i += 1
         if not st.case or st.case[-1] == "body":
             st.command_start = True
@@ -329,6 +340,8 @@ class _Lexer:
         if c == "(":
             return self.open_paren(st, top, end)
         self.end_command(st)
+        pipe = c == "|" and self.peek(1, end) != "|"
+        st.pipe_slot = st.pipe_slot if pipe else None
         if c == ")":
             return self.close_paren(st, top, closer)
         terminator = next((t for t in _CASE_TERMINATORS if self.s.startswith(t, self.i)), None)
@@ -578,7 +591,7 @@ class _Lexer:
         return "".join(parts), quoted
 
     def heredoc_body(self, heredoc: _Heredoc, end: int) -> None:
-        start = self.i
+        start, found = self.i, len(self.out.sites)
         body_end, terminator = find_terminator(
             self.s, start, end, heredoc.delimiter, heredoc.strip_tabs
         )
@@ -586,6 +599,9 @@ class _Lexer:
             self.double_quoted(body_end, heredoc=True)
         elif SLOT in self.s[start:body_end]:
             self.unquote_heredoc(heredoc, start, body_end, terminator)
+        for site in self.out.sites[found:]:
+            for name in heredoc.targets or ():
+                self.out.names.assign(name, site.position)
         if terminator is None:
             self.i = end
         else:

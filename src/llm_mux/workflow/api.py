@@ -22,6 +22,7 @@ from llm_mux.workflow.validate import Report, check
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
+    from llm_mux.config.loader import ConfigFiles
     from llm_mux.workflow.results import RunResult
     from llm_mux.workflow.validate import Plan
 
@@ -58,7 +59,7 @@ def prepare(
     workflow: str | Path,
     *,
     config: Config | None = None,
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     cwd: Path | None = None,
     team: str | None = None,
     ecosystem: str | None = None,
@@ -150,7 +151,7 @@ async def arun_workflow(
     args: Mapping[str, str] | None = None,
     *,
     config: Config | None = None,
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     cwd: Path | None = None,
     team: str | None = None,
     ecosystem: str | None = None,
@@ -168,7 +169,7 @@ def run_workflow(
     args: Mapping[str, str] | None = None,
     *,
     config: Config | None = None,
-    config_file: Path | str | None = None,
+    config_file: ConfigFiles = None,
     cwd: Path | None = None,
     team: str | None = None,
     ecosystem: str | None = None,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from llm_mux.config.models import Role
 from llm_mux.errors import did_you_mean
-from llm_mux.workflow.durations import parse_duration
+from llm_mux.workflow.durations import parse_duration, parse_timeout
 
 DEFAULT_MAX_PARALLEL = 4
 
@@ -37,7 +37,7 @@ def _names(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[float, BeforeValidator(parse_timeout)]  # plain number: seconds
 Delay = Annotated[float, BeforeValidator(_delay)]
 Names = Annotated[list[str], BeforeValidator(_names)]
 

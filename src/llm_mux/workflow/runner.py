@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from llm_mux.workflow.validate import Plan
 
 log = get_logger("workflow")
+_OUTPUT_GRACE_S = 1.0  # the least time the output template gets when a deadline applies
 StepState = Literal["running", "retrying", "done", "failed", "skipped", "cancelled"]
 
 
@@ -135,6 +136,7 @@ class Runner:
         self.results: dict[str, StepResult] = {}
         self._started: dict[str, float] = {}
         self._stopped_by: StepResult | None = None
+        self._rendering: dict[str, str] = {}  # label -> template field being rendered
 
     # --- the run ---
 
@@ -153,7 +155,7 @@ class Runner:
             error = f"interrupted by {signal.Signals(signum).name}"
         finally:
             await self.services.close()
-        return self._finish(started, error, signum)
+        return await self._finish(started, error, signum)
 
     async def _schedule(self, scheduler: Scheduler) -> str | None:
         timeout = self.workflow.timeout
@@ -166,9 +168,9 @@ class Runner:
             return f"step '{self._stopped_by.name}' failed: {self._stopped_by.error}"
         return None
 
-    def _finish(self, started: float, error: str | None, signum: int | None) -> RunResult:
+    async def _finish(self, started: float, error: str | None, signum: int | None) -> RunResult:
         self._fill_unfinished(error or "cancelled")
-        output, output_error = self._final_output()
+        output, output_error = await self._final_output(started, stopped=error is not None)
         error = error or output_error
         return RunResult(
             workflow=self.workflow.name,
@@ -187,26 +189,60 @@ class Runner:
                 continue
             if step.name in self._started:
                 result = StepResult(step.name, "cancelled")
-                result.error = f"cancelled: {reason}"
+                result.error = f"cancelled: {reason}{self._rendering_note(step.name)}"
                 result.duration_ms = _ms_since(self._started[step.name], now)
                 self._emit(step.name, "cancelled", result.duration_ms, result.error)
             else:
                 result = skipped_result(step.name)
             self.results[step.name] = result
 
-    def _final_output(self) -> tuple[str, str | None]:
+    def _rendering_note(self, name: str) -> str:
+        """`` while rendering its FIELD template`` when the step was stopped mid-render."""
+        items = self._rendering.items()
+        fields = [f for label, f in items if label == name or label.startswith(name + "[")]
+        return f" while rendering its {fields[0]} template" if fields else ""
+
+    async def _final_output(self, started: float, *, stopped: bool) -> tuple[str, str | None]:
         ran = [self.results[s.name] for s in self.plan.steps]
         ran = [r for r in ran if r.status in ("success", "failed")]
         fallback = ran[-1].output if ran else ""
         if self.workflow.output is None:
             return fallback, None
-        from llm_mux.templates import render
-
-        steps = StepsView(self.results, self.plan.index, self.plan.everything)
         try:
-            return render(self.workflow.output, with_steps(self.base, steps), where="output"), None
+            return await self._render_output(started, stopped), None
+        except TimeoutError:
+            return fallback, "output template failed: timed out while rendering"
         except LlmMuxError as exc:
             return fallback, f"output template failed: {exc.message}"
+        except asyncio.CancelledError:
+            if _interrupting_signal() is None:
+                raise
+            _uncancel()
+            return fallback, "output template failed: interrupted while rendering"
+
+    async def _render_output(self, started: float, stopped: bool) -> str:
+        """The workflow's ``output`` template, within what is left of the workflow timeout.
+
+        It always gets a short grace, and no more once the run is stopped, so a runaway
+        template cannot keep a stopped run alive.
+        """
+        from llm_mux.templates import render
+        from llm_mux.templates.budget import render_off_loop
+
+        template = self.workflow.output or ""
+        context = with_steps(
+            self.base, StepsView(self.results, self.plan.index, self.plan.everything)
+        )
+        timeout = self.workflow.timeout
+        loop_deadline = None
+        if timeout or stopped:
+            deadline = max(started + (timeout or 0) / 1000, time.monotonic() + _OUTPUT_GRACE_S)
+            loop_deadline = asyncio.get_running_loop().time() + deadline - time.monotonic()
+        async with asyncio.timeout_at(loop_deadline):
+            return await render_off_loop(
+                lambda: render(template, context, where="output"),
+                max_output=self.services.max_output,
+            )
 
     # --- one step ---
 
@@ -255,7 +291,8 @@ class Runner:
             async with asyncio.timeout(step.timeout / 1000):
                 return await self._body(step, context)
         except TimeoutError:
-            raise StepFailed(f"timed out after {format_ms(step.timeout)}") from None
+            note = self._rendering_note(step.name)
+            raise StepFailed(f"timed out after {format_ms(step.timeout)}{note}") from None
 
     async def _body(self, step: Step, context: dict[str, Any]) -> StepResult:
         if step.for_each is None:
@@ -272,7 +309,9 @@ class Runner:
                 self._emit(step.name, "retrying", 0, f"attempt {attempt + 1}: {failure}", item)
                 log.debug("step %s: retry %d after: %s", label, attempt, failure.message)
                 await asyncio.sleep(step.retry_delay / 1000)
-            ctx = StepContext(step, self.workflow, self.services, context, self.results, label)
+            ctx = StepContext(
+                step, self.workflow, self.services, context, self.results, label, self._rendering
+            )
             try:
                 return _succeeded(label, await kind.run(ctx))
             except StepFailed as exc:

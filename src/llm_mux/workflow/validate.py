@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from llm_mux.errors import LlmMuxError, WorkflowError, did_you_mean
 from llm_mux.workflow.dag import Graph
-from llm_mux.workflow.durations import looks_like_seconds
+from llm_mux.workflow.durations import format_ms, looks_like_ms
 from llm_mux.workflow.model import Issue, Locator, Step, Workflow
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ class _Checker:
         for step in self.workflow.steps:
             self._step_checks(step)
         self._backend_arg_secrets()
+        self.issues.extend(Issue(w, warning=True) for w in self.config.warnings())
         order = graph.order()
         if order is None:
             cycle = graph.find_cycle() or []
@@ -277,9 +278,11 @@ class _Checker:
                     self.issues.append(Issue(message, file=str(self.workflow.path), line=line))
 
     def _timeout(self, step: Step | None, raw: object) -> None:
-        if looks_like_seconds(raw):
+        if looks_like_ms(raw):
+            assert isinstance(raw, int | float)
             self.add(
-                f'timeout = {raw} looks like seconds; timeouts are in ms, write "{raw}s"',
+                f"timeout = {raw} is {raw} seconds, so it will wait up to "
+                f'{format_ms(raw * 1000)}; if you meant milliseconds, write "{raw}ms"',
                 step,
                 "timeout",
                 warn=True,

@@ -96,7 +96,7 @@ class _Session:
         edits = self._first_edits()
         if edits is None:
             return self.state.output()
-        self.verify = verify_command(self.ctx, self.step)  # template errors before any write
+        self.verify = await verify_command(self.ctx, self.step)  # template errors before any write
         while True:
             last = self.state.attempts > self.step.verify_retries
             result = await self._attempt(edits, last=last)
@@ -227,17 +227,17 @@ class _Session:
                 f"verify_retries: step '{self.step.source_step}' cannot be asked again "
                 "(only a query step can)"
             )
-        prompt = self._retry_prompt(request.prompt, failed.output)
+        prompt = await self._retry_prompt(request.prompt, failed.output)
         self.answer = await self._ask(request, prompt)
         return self._parse(self.answer)
 
-    def _retry_prompt(self, original: str, verify_output: str) -> str:
+    async def _retry_prompt(self, original: str, verify_output: str) -> str:
         from llm_mux.apply import retry_prompt
 
         template = self.step.verify_retry_prompt
         if template is None:
             return retry_prompt(original, self.answer, verify_output, None)
-        return custom_retry_prompt(self.ctx, template, original, self.answer, verify_output)
+        return await custom_retry_prompt(self.ctx, template, original, self.answer, verify_output)
 
     async def _ask(self, request: QueryRequest, prompt: str) -> str:
         services = self.ctx.services

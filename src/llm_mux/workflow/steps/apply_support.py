@@ -115,7 +115,7 @@ class VerifyCommand:
         self.script.cleanup()
 
 
-def verify_command(ctx: StepContext, step: ApplyStep) -> VerifyCommand | None:
+async def verify_command(ctx: StepContext, step: ApplyStep) -> VerifyCommand | None:
     """The step's ``verify`` (rendered for the shell), else the team's, else none.
 
     ``verify = ""`` turns verification off, also when a team names a command.
@@ -125,7 +125,7 @@ def verify_command(ctx: StepContext, step: ApplyStep) -> VerifyCommand | None:
     if step.verify is not None:
         if not step.verify.strip():
             return None
-        return VerifyCommand(prepare(ctx, step.verify, "verify"), step.verify)
+        return VerifyCommand(await prepare(ctx, step.verify, "verify"), step.verify)
     team = ctx.services.team
     command = team.verify if team is not None else None
     if not command or not command.strip():
@@ -152,7 +152,7 @@ def describe_exit(result: VerifyResult) -> str:
 # --- retry prompt ---------------------------------------------------------------------------
 
 
-def custom_retry_prompt(
+async def custom_retry_prompt(
     ctx: StepContext, template: str, original: str, edits: str, verify_output: str
 ) -> str:
     """``verify_retry_prompt`` rendered with ``verify_output``, ``edits``, ``original_prompt``.
@@ -160,14 +160,12 @@ def custom_retry_prompt(
     A template that uses ``original_prompt`` is the whole prompt; otherwise it follows the
     original prompt, as the default text does.
     """
-    from llm_mux.templates import render
-
     values = {
         "verify_output": verify_output.strip() or "(no output)",
         "edits": edits.strip(),
         "original_prompt": original,
     }
-    body = render(template, {**ctx.context, **values}, where="verify_retry_prompt").strip()
+    body = (await ctx.render(template, "verify_retry_prompt", values)).strip()
     if _ORIGINAL_PROMPT.search(template):
         return body + "\n"
     return f"{original.rstrip()}\n\n{body}\n"

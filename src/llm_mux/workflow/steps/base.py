@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from llm_mux.errors import StepError
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from llm_mux.workflow.model import Step, Workflow
     from llm_mux.workflow.results import QueryRequest, StepResult
 
+T = TypeVar("T")
 Ask = Callable[[str, Sequence[str], str | None], Awaitable[str | None]]
 """Ask the user (prompt, options, default) → answer; None when the run is not interactive."""
 
@@ -96,16 +97,44 @@ class StepContext:
     context: dict[str, Any]
     results: Mapping[str, StepResult]
     label: str  # "analyze" or "check-files[3]" for an item
+    rendering: dict[str, str] = field(default_factory=dict)  # label -> field being rendered
 
     def where(self, field_name: str) -> str:
         """How template errors name the field (the run's error already names the step)."""
         return field_name
 
-    def render(self, template: str, field_name: str) -> str:
-        """Render a template field of this step (model output stays data)."""
+    async def render(
+        self, template: str, field_name: str, extra: Mapping[str, Any] | None = None
+    ) -> str:
+        """Render a template field of this step (model output stays data), off the loop."""
         from llm_mux.templates import render
 
-        return render(template, self.context, where=self.where(field_name))
+        context = self.context if extra is None else {**self.context, **extra}
+        where = self.where(field_name)
+        return await self.off_loop(field_name, lambda: render(template, context, where=where))
+
+    async def off_loop(
+        self,
+        field_name: str,
+        work: Callable[[], T],
+        discard: Callable[[T], None] | None = None,
+    ) -> T:
+        """Run the render of a field so timeouts and signals hold while it runs.
+
+        While it runs, ``rendering`` names the field, so a timeout or an interruption that
+        stops it can say which template was rendering.
+        """
+        from llm_mux.templates.budget import render_off_loop
+
+        self.rendering[self.label] = field_name
+        limit = self.services.max_output
+        try:
+            result = await render_off_loop(work, max_output=limit, discard=discard)
+        except Exception:
+            self.rendering.pop(self.label, None)
+            raise
+        self.rendering.pop(self.label, None)
+        return result
 
 
 class StepKind(Protocol):

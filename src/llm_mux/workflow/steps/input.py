@@ -30,8 +30,8 @@ class InputKind:
 
     async def run(self, ctx: StepContext) -> StepOutput:
         step: InputStep = ctx.step  # type: ignore[assignment]
-        prompt = ctx.render(step.prompt, "prompt")
-        default = None if step.default is None else ctx.render(step.default, "default")
+        prompt = await ctx.render(step.prompt, "prompt")
+        default = None if step.default is None else await ctx.render(step.default, "default")
         ask = ctx.services.ask
         answer = None if ask is None else await ask(prompt, step.options, default)
         if answer is None:

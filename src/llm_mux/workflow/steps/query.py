@@ -3,11 +3,14 @@
 With ``output_schema`` the answer's JSON is taken from the whole text, else the first
 ```json fenced block, else the first balanced ``{…}``/``[…]`` (the rules of
 :mod:`llm_mux.answer_json`, shared with store and apply), and validated; a mismatch fails
-the step with the schema error. The answer is data: it is never rendered.
+the step with the schema error. With a parallel role each backend's answer is validated on
+its own: one that does not match counts as that backend's failure toward ``min_success``, and
+``json`` is the list of the documents in role order. The answer is data: it is never rendered.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import did_you_mean
@@ -74,7 +77,7 @@ class QueryKind:
 
     async def run(self, ctx: StepContext) -> StepOutput:
         step: QueryStep = ctx.step  # type: ignore[assignment]
-        prompt = ctx.render(step.prompt, "prompt")
+        prompt = await ctx.render(step.prompt, "prompt")
         mux = await ctx.services.multiplexer()
         listener = ctx.services.backend_listener(ctx.step.name, _item_of(ctx))
         if step.role is not None:
@@ -91,14 +94,9 @@ class QueryKind:
 
 
 def _output(step: QueryStep, result: Any, request: QueryRequest) -> StepOutput:
-    out = StepOutput(
-        output=result.output,
-        outputs=list(result.outputs),
-        backend=result.backend,
-        backends=list(result.backends),
-        usage=dict(result.usage) if result.usage else None,
-        request=request,
-    )
+    if step.output_schema is not None and result.execution == "parallel":
+        return _parallel_output(step.output_schema, result, request)
+    out = _plain_output(result, request)
     if step.output_schema is not None:
         try:
             out.json, out.has_json = validate_answer(out.output, step.output_schema), True
@@ -106,6 +104,44 @@ def _output(step: QueryStep, result: Any, request: QueryRequest) -> StepOutput:
             exc.partial = out
             raise
     return out
+
+
+def _parallel_output(schema: dict[str, Any], result: Any, request: QueryRequest) -> StepOutput:
+    """Each answer checked against ``schema``; a mismatch is that backend's failure."""
+    from llm_mux.errors import ParseError
+
+    documents: dict[str, Any] = {}
+    outcomes = []
+    for outcome in result.outcomes:
+        if outcome.ok:
+            try:
+                documents[outcome.backend] = validate_answer(outcome.output, schema)
+            except StepFailed as exc:
+                error = ParseError(exc.message, backend=outcome.backend)
+                outcome = replace(outcome, response=None, error=error)
+        outcomes.append(outcome)
+    checked = replace(result, outcomes=outcomes)
+    out = _plain_output(checked, request)
+    if not checked.ok:
+        order = [o.backend for o in outcomes]
+        message = (
+            f"{len(checked.successes)} of {len(outcomes)} answers match output_schema, "
+            f"fewer than min_success = {checked.min_success}"
+        )
+        raise StepFailed("\n".join([message, *checked.failure_lines(order)]), partial=out)
+    out.json, out.has_json = [documents[name] for name in checked.backends], True
+    return out
+
+
+def _plain_output(result: Any, request: QueryRequest) -> StepOutput:
+    return StepOutput(
+        output=result.output,
+        outputs=list(result.outputs),
+        backend=result.backend,
+        backends=list(result.backends),
+        usage=dict(result.usage) if result.usage else None,
+        request=request,
+    )
 
 
 def _item_of(ctx: StepContext) -> int | None:

@@ -43,12 +43,17 @@ def wrap(argv: tuple[str, ...], wrapper: str | None) -> tuple[str, ...]:
     return (*shlex.split(wrapper), shlex.join(argv))
 
 
-def prepare(ctx: StepContext, template: str, field_name: str) -> ShellScript:
+async def prepare(ctx: StepContext, template: str, field_name: str) -> ShellScript:
     """Render a shell template of the step; a NUL byte in a value names the step."""
     from llm_mux.templates import ShellScript, prepare_shell
 
     if any(marker in template for marker in _JINJA_MARKERS):
-        script = prepare_shell(template, ctx.context, where=ctx.where(field_name))
+        where = ctx.where(field_name)
+        script = await ctx.off_loop(
+            field_name,
+            lambda: prepare_shell(template, ctx.context, where=where),
+            ShellScript.cleanup,
+        )
     else:  # literal shell text renders as itself: skip the renderer on the hot path
         script = ShellScript(template)
     if "\x00" in script.script or any("\x00" in v for v in script.env.values()):
@@ -87,7 +92,7 @@ class ShellKind:
 
     async def run(self, ctx: StepContext) -> StepOutput:
         run = getattr(ctx.step, "run", "")
-        with prepare(ctx, run, "run") as script:
+        with await prepare(ctx, run, "run") as script:
             outcome = await run_script(ctx, script)
         output = StepOutput(output=stdout_text(outcome.stdout), exit_code=outcome.exit_code)
         if outcome.exit_code != 0:

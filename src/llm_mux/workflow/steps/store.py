@@ -30,13 +30,14 @@ class StoreKind:
 
     async def run(self, ctx: StepContext) -> StepOutput:
         from llm_mux.memory import MemoryStore
+        from llm_mux.memory.cancel import run_cancellable
 
         step: StoreStep = ctx.step  # type: ignore[assignment]
-        text = ctx.render(step.prompt, "prompt")
+        text = await ctx.render(step.prompt, "prompt")
         ecosystem = ecosystem_name(ctx)
         store = MemoryStore.for_ecosystem(ecosystem)
-        try:
-            counts = await store.store_text_async(text, ecosystem=ecosystem)
+        try:  # interrupted: stored nothing (cancelled) or everything (done), never a mix
+            counts = await run_cancellable(lambda: store.store_text(text, ecosystem=ecosystem))
         except StoreError as exc:
             raise StepFailed(exc.message, retryable=False) from exc
         summary = {
