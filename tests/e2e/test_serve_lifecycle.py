@@ -266,7 +266,7 @@ def test_json_access_log(tmp_path: Path) -> None:
 def test_two_workers_share_one_port(tmp_path: Path) -> None:
     config = f'[serve]\napi_keys = ["{KEY}"]\n[backends.m]\ntype = "mock"\nresponse = "w"\n'
     with serving(config, tmp_path, "--workers", "2") as served:
-        client = openai.OpenAI(base_url=served.url + "/v1", api_key=KEY, max_retries=2)
+        client = openai.OpenAI(base_url=served.url + "/v1", api_key=KEY, max_retries=2, timeout=60)
         wait_for(lambda: _answers(client))
         for _ in range(20):
             answer = client.chat.completions.create(

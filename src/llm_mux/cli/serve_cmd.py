@@ -39,7 +39,7 @@ def serve_command(host: str | None, port: int | None, workers: int, no_auth: boo
         port=config.serve.port if port is None else port,
         workers=workers,
         no_auth=no_auth,
-        config_file=str(settings.config) if settings.config else None,
+        config_files=[str(path) for path in settings.config],
         team=settings.team,
         output=settings.output,
         debug=settings.debug,

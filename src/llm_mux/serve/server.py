@@ -33,7 +33,7 @@ class Options:
     port: int
     workers: int
     no_auth: bool
-    config_file: str | None
+    config_files: list[str]
     team: str | None
     output: str
     debug: bool
@@ -82,7 +82,7 @@ def worker_app() -> ServeApp:
         from llm_mux.logs import enable_debug
 
         enable_debug()
-    return build_app(load_config(options.config_file), options)
+    return build_app(load_config(tuple(options.config_files)), options)
 
 
 def uvicorn_module() -> Any:
@@ -134,7 +134,13 @@ def serve(config: Config, options: Options) -> None:
     if options.workers > 1:
         os.environ[ENV_OPTIONS] = json.dumps(asdict(options))
         target = "llm_mux.serve.server:worker_app"
-        cfg = uvicorn.Config(target, factory=True, workers=options.workers, **common)
+        cfg = uvicorn.Config(
+            target,
+            factory=True,
+            workers=options.workers,
+            timeout_worker_healthcheck=30,  # a busy machine is not a hung worker
+            **common,
+        )
         from uvicorn.supervisors import Multiprocess
 
         Multiprocess(cfg, sockets=[sock]).run()
