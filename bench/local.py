@@ -12,6 +12,7 @@ Every answer is the same deterministic (temperature 0) ``TOKENS``-token completi
 from __future__ import annotations
 
 import asyncio
+import secrets
 import statistics
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Any
 
 from llm_mux.backends.base import Request
 from llm_mux.backends.local import LocalBackend
-from llm_mux.backends.local_model import BATCH, ModelKey, cpu_count, xllamacpp_module
+from llm_mux.backends.local_model import ModelKey, _params, cpu_count, xllamacpp_module
 from llm_mux.config import Backend, Defaults
 
 PROMPT = "Write a story about a cat."
@@ -33,15 +34,10 @@ def backend(parallel: int) -> LocalBackend:
 
 
 def direct_server(key: ModelKey) -> Any:
-    """xllamacpp with the settings the backend uses (see local_model._params)."""
-    params = xllamacpp_module().CommonParams()
-    params.model.path = str(key.path)
-    params.n_parallel = key.parallel
-    params.n_ctx = key.context * key.parallel
-    params.n_batch = params.n_ubatch = BATCH
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = key.threads
-    params.verbosity = 0
-    return xllamacpp_module().Server(params)
+    """xllamacpp built from the very parameters the backend uses (``local_model._params``),
+    so the two differ only in how an answer is asked for: the in-process handler here, the
+    loopback listener in the backend."""
+    return xllamacpp_module().Server(_params(key, secrets.token_hex(16)))
 
 
 def direct_call(server: Any) -> int:

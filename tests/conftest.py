@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.redis_server"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.redis_server", "tests.fakes.postgres"]
 
 REPO = Path(__file__).resolve().parent.parent
 _SECRET_HINTS = ("API_KEY", "TOKEN", "SECRET", "PASSWORD")

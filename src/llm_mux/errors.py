@@ -31,6 +31,24 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypedDict, Unpack
+
+
+class Where(TypedDict, total=False):
+    """Where an error points, passed on by subclasses to :class:`LlmMuxError`."""
+
+    file: Path | str | None
+    line: int | None
+    column: int | None
+    hint: str | None
+
+
+class BackendFields(Where, total=False):
+    """What a backend error knows beyond where it points."""
+
+    backend: str | None
+    status: int | None
+    retry_after: float | None
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
@@ -107,11 +125,11 @@ class WorkflowError(InvalidInput):
 
     kind = "workflow error"
 
-    def __init__(self, message: str, *, step: str | None = None, **kwargs: object) -> None:
+    def __init__(self, message: str, *, step: str | None = None, **kwargs: Unpack[Where]) -> None:
         self.step = step
         if step is not None:
             message = f"step '{step}': {message}"
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, **kwargs)
 
 
 class TemplateError(InvalidInput):
@@ -121,10 +139,16 @@ class TemplateError(InvalidInput):
 
 
 class BackendError(LlmMuxError):
-    """One backend call failed. ``retryable`` is decided by the retry policy, not here."""
+    """One backend call failed. ``retryable`` is decided by the retry policy, not here.
+
+    ``attempts`` is how many calls were made before this failure was final, and
+    ``attempt_errors`` names each failed attempt's class (set by the retry loop).
+    """
 
     kind = "backend error"
     error_class = "Failed"
+    attempts: int = 1
+    attempt_errors: list[str]
 
     def __init__(
         self,
@@ -133,17 +157,18 @@ class BackendError(LlmMuxError):
         backend: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,
-        **kwargs: object,
+        **kwargs: Unpack[Where],
     ) -> None:
         self.backend = backend
         self.status = status
         self.retry_after = retry_after
+        self.attempt_errors = []
         self.detail = message
         prefix = f"backend '{backend}': " if backend else ""
         status_text = f" (HTTP {status})" if status is not None else ""
         super().__init__(
             f"{prefix}{self.error_class}{status_text}: {message}",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
 
@@ -152,9 +177,11 @@ class Unavailable(BackendError):
 
     error_class = "Unavailable"
 
-    def __init__(self, message: str, *, not_found: bool = False, **kwargs: object) -> None:
+    def __init__(
+        self, message: str, *, not_found: bool = False, **kwargs: Unpack[BackendFields]
+    ) -> None:
         self.not_found = not_found
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, **kwargs)
 
 
 class AuthError(BackendError):

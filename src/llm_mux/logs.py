@@ -20,13 +20,16 @@ def get_logger(name: str = "") -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
 
 
+_DEBUG_HANDLER = "llm_mux.debug"
+
+
 def enable_debug() -> None:
     """Send debug logs to stderr, once."""
     logger = logging.getLogger(LOGGER_NAME)
-    if any(getattr(h, "_llm_mux", False) for h in logger.handlers):
+    if any(h.get_name() == _DEBUG_HANDLER for h in logger.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_DEBUG_HANDLER)
     handler.setFormatter(_RedactingFormatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-    handler._llm_mux = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

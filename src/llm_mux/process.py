@@ -49,7 +49,10 @@ class CommandNotFound(ProcessError):
 
 
 class ProcessTimeout(ProcessError):
-    """The child ran past its timeout; its group was killed. ``outcome`` holds partial output."""
+    """The child ran past its timeout; its group was killed.
+
+    ``outcome`` names the command and how long it ran; what it wrote is not kept.
+    """
 
     def __init__(self, outcome: ProcessOutcome, timeout: float) -> None:
         self.outcome = outcome
@@ -58,7 +61,7 @@ class ProcessTimeout(ProcessError):
 
 
 class OutputTooLarge(ProcessError):
-    """The child wrote more than the capture cap; its group was killed."""
+    """The child wrote more than the capture cap; its group was killed (nothing is kept)."""
 
     def __init__(self, outcome: ProcessOutcome, limit: int) -> None:
         self.outcome = outcome
@@ -392,7 +395,7 @@ def _close_pipes(proc: asyncio.subprocess.Process) -> None:
         transport.close()
 
 
-def _partial(request: ProcessRequest, code: int, started: float) -> ProcessOutcome:
+def _without_output(request: ProcessRequest, code: int, started: float) -> ProcessOutcome:
     return ProcessOutcome(request.argv, code, b"", b"", time.monotonic() - started)
 
 
@@ -425,10 +428,10 @@ async def run_process(request: ProcessRequest) -> ProcessOutcome:
         out, err = await asyncio.wait_for(_communicate(proc, request), request.timeout)
     except TimeoutError:
         await _stop_group(proc, request.kill_grace)
-        raise ProcessTimeout(_partial(request, -9, started), request.timeout or 0) from None
+        raise ProcessTimeout(_without_output(request, -9, started), request.timeout or 0) from None
     except _Capped:
         await _stop_group(proc, request.kill_grace)
-        raise OutputTooLarge(_partial(request, -9, started), request.max_output) from None
+        raise OutputTooLarge(_without_output(request, -9, started), request.max_output) from None
     except BaseException:
         await _stop_group(proc, request.kill_grace)
         raise

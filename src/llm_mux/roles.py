@@ -443,14 +443,13 @@ def _as_backend_error(exc: LlmMuxError, backend: str) -> BackendError:
     return Unavailable(exc.message, backend=backend, not_found=True)
 
 
-def _attempts(exc: BaseException) -> int:
-    attempts = getattr(exc, "attempts", 1)
-    return attempts if isinstance(attempts, int) and attempts > 0 else 1
+def _attempts(exc: BackendError | ConfigError) -> int:
+    return exc.attempts if isinstance(exc, BackendError) else 1
 
 
-def _attempt_errors(exc: BaseException) -> list[str] | None:
-    found = getattr(exc, "attempt_errors", None)
-    return [str(label) for label in found] if isinstance(found, list) else None
+def _attempt_errors(exc: BackendError | ConfigError) -> list[str] | None:
+    found = exc.attempt_errors if isinstance(exc, BackendError) else []
+    return list(found) or None
 
 
 def _ms_since(started: float) -> int:

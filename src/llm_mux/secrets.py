@@ -1,4 +1,4 @@
-"""Secret values and their redaction.
+"""Secret values: registered when expanded, masked wherever text leaves the process.
 
 Every value that comes from a ``${VAR}`` in a sensitive place (``api_key``, URLs, headers,
 CLI ``args``/``env``) is registered here when it is expanded. Everything that leaves the
@@ -14,6 +14,7 @@ So :func:`redact` masks each secret in every spelling that decodes back to it (s
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -25,31 +26,7 @@ _MIN_LENGTH = 4
 
 _lock = threading.Lock()
 _registered: set[str] = set()
-
-
-class Secret:
-    """A string whose ``repr``/``str`` never shows the value; ``reveal()`` does."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-        register(value)
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({MASK!r})"
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
+_PASSWORD_PARAM = re.compile(r"(?i)(password=)([^&\s]*)")
 
 
 def register(value: str) -> None:
@@ -103,21 +80,32 @@ def registered() -> frozenset[str]:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (if any) shown as ``***``; registers the password.
-
-    The password is registered as written and percent-decoded, so neither form can leak.
-    """
-    from urllib.parse import unquote, urlsplit
-
+    """``url`` with any password (in the user info or a ``password=`` parameter) shown as
+    ``***``; every such password is registered as written, decoded and re-encoded, so no
+    spelling of it can leak elsewhere either."""
     try:
-        parts = urlsplit(url)
-        password = parts.password
+        register_url_passwords(url)
     except ValueError:
         return MASK  # unparseable: it may hold anything
-    if not password:
-        return url
-    register(password)
-    register(unquote(password))
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:{MASK}@{hostinfo}").geturl()
+    masked = _PASSWORD_PARAM.sub(lambda m: m.group(1) + (MASK if m.group(2) else ""), url)
+    if "://" not in masked:
+        return redact(masked)
+    scheme, rest = masked.split("://", 1)
+    netloc, sep, tail = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":" + MASK
+    return redact(f"{scheme}://{userinfo}{at}{hostport}{sep}{tail}")
+
+
+def register_url_passwords(url: str) -> None:
+    """Register every password ``url`` holds, in each spelling a client may send."""
+    from urllib.parse import quote, unquote, urlsplit
+
+    found = [m.group(2) for m in _PASSWORD_PARAM.finditer(url) if m.group(2)]
+    userinfo = urlsplit(url).netloc.rpartition("@")[0] if "://" in url else ""
+    if ":" in userinfo:
+        found.append(userinfo.split(":", 1)[1])
+    for password in found:
+        for form in {password, unquote(password), quote(unquote(password), safe="")}:
+            register(form)

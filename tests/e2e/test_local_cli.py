@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import signal
 import subprocess
@@ -36,13 +35,6 @@ model = "models/none.gguf"
 """
 
 
-@functools.cache
-def _commands() -> str:
-    return subprocess.run(
-        [llm_mux_executable(), "--help"], capture_output=True, text=True, check=False
-    ).stdout
-
-
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "local.toml"
@@ -50,20 +42,13 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def needs(command: str) -> None:
-    if f"  {command} " not in _commands():
-        pytest.skip(f"`llm-mux {command}` is not available yet")
-
-
 def test_ask_answers_from_the_local_model(cli, config: Path) -> None:  # type: ignore[no-untyped-def]
-    needs("ask")
     result = cli("--config", str(config), "ask", "tiny", FRANCE)
     assert result.exit_code == 0, result.stderr
     assert "Paris" in result.stdout
 
 
 def test_ask_json_records_token_usage(cli, config: Path) -> None:  # type: ignore[no-untyped-def]
-    needs("ask")
     result = cli("--config", str(config), "--output", "json", "ask", "tiny", FRANCE)
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
@@ -73,7 +58,6 @@ def test_ask_json_records_token_usage(cli, config: Path) -> None:  # type: ignor
 
 
 def test_timeout_ends_the_run_promptly(cli, config: Path) -> None:  # type: ignore[no-untyped-def]
-    needs("ask")
     started = time.monotonic()
     result = cli("--config", str(config), "ask", "impatient", STORY, timeout=30)
     assert (
@@ -84,7 +68,6 @@ def test_timeout_ends_the_run_promptly(cli, config: Path) -> None:  # type: igno
 
 
 def test_missing_model_file_is_a_clear_error(cli, config: Path) -> None:  # type: ignore[no-untyped-def]
-    needs("ask")
     result = cli("--config", str(config), "ask", "nofile", FRANCE)
     assert result.exit_code == 1
     assert "model file not found" in result.stderr
@@ -93,7 +76,6 @@ def test_missing_model_file_is_a_clear_error(cli, config: Path) -> None:  # type
 
 
 def test_ctrl_c_stops_a_generation_within_two_seconds(config: Path) -> None:
-    needs("ask")
     argv = [llm_mux_executable(), "--config", str(config), "ask", "story", STORY]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)  # loaded and generating (the story goes on for minutes)
@@ -108,7 +90,6 @@ def test_ctrl_c_stops_a_generation_within_two_seconds(config: Path) -> None:
 
 def test_ctrl_c_while_a_long_prompt_is_processed_exits_cleanly(config: Path) -> None:
     """Exiting while llama.cpp computes would crash (SIGSEGV): the prompt phase is stopped too."""
-    needs("ask")
     prompt = "Count the words. " + "hello world, this is a test. " * 350  # ~10 s of prompt here
     argv = [llm_mux_executable(), "--config", str(config), "ask", "story"]
     proc = subprocess.Popen(
@@ -128,7 +109,6 @@ def test_ctrl_c_while_a_long_prompt_is_processed_exits_cleanly(config: Path) -> 
 
 
 def test_doctor_reports_the_model_file_and_that_it_loads(cli, config: Path) -> None:  # type: ignore[no-untyped-def]
-    needs("doctor")
     result = cli("--config", str(config), "--output", "json", "doctor")
     report = json.loads(result.stdout)["backends"]
     assert report["tiny"]["available"] is True

@@ -82,7 +82,7 @@ def test_json_output_is_one_document(cli, tmp_path: Path) -> None:
     result = cli("run", "hello", "--output", "json", "--config", str(write_config(tmp_path)))
     assert result.exit_code == 0, result.stderr
     doc = document(result.stdout)
-    assert set(doc) == {"workflow", "success", "duration_ms", "output", "error", "steps"}
+    assert set(doc) == {"workflow", "run_id", "success", "duration_ms", "output", "error", "steps"}
     assert doc["workflow"] == "hello" and doc["success"] is True and doc["error"] is None
     step = doc["steps"]["greet"]
     assert step["output"] == "hello world" and step["exit_code"] == 0

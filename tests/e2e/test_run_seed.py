@@ -7,9 +7,6 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from llm_mux.workflow.steps import available
 from tests.fakes.wf_project import LLM, document, write_config, write_workflow
 
 QUICK_START_REVIEW = '''name = "review"
@@ -253,8 +250,6 @@ def test_parallel_analysis(cli, tmp_path: Path) -> None:
 
 
 def test_fix_with_verification(cli, tmp_path: Path) -> None:
-    if not available("apply"):
-        pytest.skip("the apply step kind is not installed")
     write_workflow(Path.cwd(), "fix", FIX_WITH_VERIFICATION)
     Path("bug.txt").write_text("a bug here\n")
     bin_dir = tmp_path / "bin"
@@ -287,8 +282,6 @@ def test_discovery(cli, tmp_path: Path, isolated_home: Path) -> None:
     checked = cli("validate", "discover", "--config", str(config), cwd=project)
     assert checked.exit_code == 0, checked.stderr
     assert "timeout" not in checked.stderr  # 180 is seconds, as the seed means it
-    if not available("store"):
-        pytest.skip("the store step kind is not installed")
     result = cli("run", "discover", "-o", "json", "--config", str(config), cwd=project)
     assert result.exit_code == 0, result.stderr
     doc = document(result.stdout)

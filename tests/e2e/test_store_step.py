@@ -85,7 +85,10 @@ prompt = '{"facts": [{"project": "a", "fact": "x", "source": "s"}, {"project": "
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert "facts[1]: missing field 'source'" in doc["steps"]["store"]["error"]
-    assert not (memory_dir(isolated_home) / "default.db").exists()
+    # the database holds the run's ledger (for --resume), and no knowledge at all
+    with sqlite3.connect(memory_dir(isolated_home) / "default.db") as conn:
+        for table in ("facts", "relationships", "entities", "entity_history"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
 
 
 def test_run_inside_an_ecosystem_records_the_run(cli, tmp_path: Path, isolated_home: Path) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from llm_mux import process
-from llm_mux.apply import VerifyResult
 from llm_mux.workflow.api import arun_workflow
 from llm_mux.workflow.model import parse_workflow
-from llm_mux.workflow.steps.apply_support import ApplyState
+from llm_mux.workflow.steps.apply_state import ApplyState
+from llm_mux.workflow.steps.verify import VerifyResult
 from llm_mux.workflow.validate import check
 from tests.fakes.fixtures import make_config
 

@@ -66,3 +66,36 @@ async def test_an_uncancelled_store_writes(tmp_path: Path) -> None:
     counts = await run_cancellable(lambda: store.store_text(PAYLOAD, ecosystem=None))
     assert counts.facts == 1
     assert [f["fact"] for f in store.facts()] == ["f"]
+
+
+async def test_a_cancel_while_a_postgres_write_runs_rolls_it_back(postgres_url: str) -> None:
+    """PostgreSQL statements cannot be interrupted by the gate: the commit is refused instead."""
+    store = MemoryStore(postgres_url)
+    writing, release = threading.Event(), threading.Event()
+
+    def work() -> object:
+        with store.session("store into") as db, db.write():
+            db.run(
+                "INSERT INTO facts (ecosystem, project, fact, source, confidence, created_at,"
+                " updated_at) VALUES ('', 'p', 'half', 's', 1.0, 'now', 'now')"
+            )
+            writing.set()
+            release.wait(10)
+        return "committed"
+
+    task = asyncio.ensure_future(run_cancellable(work))
+    assert await asyncio.to_thread(writing.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0.05)  # the task takes the cancel (closing the gate) on its next turn
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.to_thread(wait_for_thread_end)
+    assert store.facts() == []
+
+
+async def test_an_uncancelled_postgres_store_writes(postgres_url: str) -> None:
+    store = MemoryStore(postgres_url)
+    counts = await run_cancellable(lambda: store.store_text(PAYLOAD, ecosystem=None))
+    assert counts.facts == 1
+    assert [f["fact"] for f in store.facts()] == ["f"]

@@ -1,5 +1,7 @@
 """Several processes writing one fresh memory database at the same moment lose nothing.
 
+On both stores: a fresh SQLite file, and a fresh database on a real PostgreSQL server.
+
 Each writer is a real ``python -c`` process; all of them first report ``ready`` and then
 wait for one byte on stdin, so their first open of the new file (the switch to WAL and the
 migrations) and their writes really collide.
@@ -11,6 +13,11 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from llm_mux.memory import MemoryStore
+from llm_mux.memory.migrations import MIGRATIONS
 
 WRITER = """
 import json, sys
@@ -30,7 +37,15 @@ print("done", flush=True)
 """
 
 
-def run_together(path: Path, workers: int, count: int, mode: str) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database nobody has opened yet: a file path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared" / "memory.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def run_together(path: Path | str, workers: int, count: int, mode: str) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(path), str(n), str(count), mode],
@@ -60,22 +75,29 @@ def run_together(path: Path, workers: int, count: int, mode: str) -> None:
         assert out.strip() == "done"
 
 
-def query(path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql).fetchall()
+def query(target: str, sql: str) -> list[tuple[object, ...]]:
+    with MemoryStore(target).session("read") as db:
+        return [tuple(row.values()) for row in db.rows(sql)]
 
 
-def test_four_writers_on_a_fresh_file_lose_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "shared" / "memory.db"
-    run_together(path, workers=4, count=50, mode="each")
-    per_worker = query(path, "SELECT project, count(*) FROM facts GROUP BY project")
+def integrity(target: str) -> None:
+    if "://" not in target:
+        with sqlite3.connect(target) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_four_writers_on_a_fresh_database_lose_nothing(target: str) -> None:
+    run_together(target, workers=4, count=50, mode="each")
+    per_worker = query(target, "SELECT project, count(*) AS n FROM facts GROUP BY project")
     assert sorted(per_worker) == [(f"worker-{n}", 50) for n in range(4)]
-    assert query(path, "PRAGMA integrity_check") == [("ok",)]
-    assert query(path, "SELECT count(*) FROM migrations")[0][0] == 4
+    integrity(target)
+    assert query(target, "SELECT count(*) FROM migrations")[0][0] == len(MIGRATIONS)
 
 
-def test_eight_writers_storing_the_same_facts_leave_one_row_each(tmp_path: Path) -> None:
-    path = tmp_path / "memory.db"
-    run_together(path, workers=8, count=20, mode="same")
-    assert query(path, "SELECT count(*), count(DISTINCT fact) FROM facts") == [(20, 20)]
-    assert query(path, "PRAGMA integrity_check") == [("ok",)]
+def test_eight_writers_storing_the_same_facts_leave_one_row_each(target: str) -> None:
+    run_together(target, workers=8, count=20, mode="same")
+    assert query(target, "SELECT count(*) AS n, count(DISTINCT fact) AS d FROM facts") == [(20, 20)]
+    integrity(target)
+    assert query(target, "SELECT count(*) AS n, count(DISTINCT name) AS d FROM migrations") == [
+        (len(MIGRATIONS), len(MIGRATIONS))
+    ]

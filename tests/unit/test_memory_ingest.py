@@ -165,6 +165,28 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
         pass
 
 
+def test_the_report_lists_each_problem_in_field_order() -> None:
+    document = {
+        "facts": [{"fact": 3, "source": " ", "confidence": "high", "category": ["x"]}],
+        "relationships": [{"from": None, "to": "b", "type": "", "evidence": 1}],
+        "entities": [{"entity_type": "t", "entity_name": "n", "properties": "p", "x": 1}],
+    }
+    assert problems_of(json.dumps(document)) == "\n".join(
+        [
+            "invalid store input, nothing stored (9 problems):",
+            "  facts[0]: missing field 'project'",
+            "  facts[0]: field 'fact' must be a string, got a number",
+            "  facts[0]: field 'source' must not be empty",
+            "  facts[0]: field 'confidence' must be a number from 0 to 1, got \"high\"",
+            "  facts[0]: field 'category' must be a string, got a list",
+            "  relationships[0]: missing field 'from'",
+            "  relationships[0]: field 'type' must not be empty",
+            "  relationships[0]: field 'evidence' must be a string, got a number",
+            "  entities[0]: field 'properties' must be an object, got a string",
+        ]
+    )
+
+
 def other_fact(source: str) -> dict[str, object]:
     return {"facts": [{**FACT, "source": source}]}
 

@@ -1,4 +1,8 @@
-"""The SQLite memory store on real files: round trips, upserts, history, safety of the file."""
+"""The memory store on both databases: round trips, upserts, history, safety of the data.
+
+Every test taking ``store`` runs twice: on a real SQLite file and on a fresh database of a
+real PostgreSQL server (``tests/fakes/postgres.py``). ``sqlite_store`` tests are about the file.
+"""
 
 from __future__ import annotations
 
@@ -43,14 +47,29 @@ DOCUMENT = {
 }
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryStore:
+    if request.param == "sqlite":
+        return MemoryStore(tmp_path / "mem" / "test.db")
+    return MemoryStore(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> MemoryStore:
+def sqlite_store(tmp_path: Path) -> MemoryStore:
     return MemoryStore(tmp_path / "mem" / "test.db")
 
 
-def count(path: Path, table: str) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+def count(target: MemoryStore | Path, table: str) -> int:
+    store = target if isinstance(target, MemoryStore) else MemoryStore(target)
+    with store.session("read") as db:
+        return int(db.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+
+
+def dump(store: MemoryStore) -> str:
+    """Every row of every table as text: what a reader of the database could see."""
+    tables = ("facts", "relationships", "entities", "entity_history", "workflow_runs")
+    with store.session("read") as db:
+        return repr([db.rows(f"SELECT * FROM {t}") for t in (*tables, "run_steps")])
 
 
 def fill(store: MemoryStore, document: object = DOCUMENT, ecosystem: str | None = "eco") -> None:
@@ -94,8 +113,8 @@ def test_ecosystems_are_kept_apart_and_default_is_never_empty(store: MemoryStore
     assert len(store.facts(ecosystem="eco")) == 3
     assert [f["ecosystem"] for f in store.facts(ecosystem="default")] == ["default"]
     assert len(store.facts()) == 4
-    with sqlite3.connect(store.path) as conn:
-        assert conn.execute("SELECT count(*) FROM facts WHERE ecosystem = ''").fetchone() == (0,)
+    with store.session("read") as db:
+        assert db.rows("SELECT count(*) AS n FROM facts WHERE ecosystem = ''") == [{"n": 0}]
 
 
 def test_same_fact_twice_is_one_row_with_new_updated_at(store: MemoryStore) -> None:
@@ -105,7 +124,7 @@ def test_same_fact_twice_is_one_row_with_new_updated_at(store: MemoryStore) -> N
     time.sleep(0.01)
     fill(store, {"facts": [{**fact["facts"][0], "confidence": 0.9, "category": "infra"}]})
     (second,) = store.facts()
-    assert count(store.path, "facts") == 1
+    assert count(store, "facts") == 1
     assert second["created_at"] == first["created_at"]
     assert second["updated_at"] > first["updated_at"]
     assert (second["confidence"], second["category"]) == (0.9, "infra")
@@ -113,14 +132,14 @@ def test_same_fact_twice_is_one_row_with_new_updated_at(store: MemoryStore) -> N
 
 def test_same_fact_from_another_source_is_another_row(store: MemoryStore) -> None:
     fill(store, {"facts": [DOCUMENT["facts"][0], {**DOCUMENT["facts"][0], "source": "other"}]})
-    assert count(store.path, "facts") == 2
+    assert count(store, "facts") == 2
 
 
 def test_repeated_relationship_upserts(store: MemoryStore) -> None:
     fill(store)
     rel = {**DOCUMENT["relationships"][0], "evidence": "newer evidence"}
     fill(store, {"relationships": [rel, rel]})
-    assert count(store.path, "relationships") == 2
+    assert count(store, "relationships") == 2
     assert store.relationships(project="web")[0]["evidence"] == "newer evidence"
 
 
@@ -135,17 +154,26 @@ def test_entity_property_change_moves_old_value_to_history(store: MemoryStore) -
     (old,) = store.entity_history(entity_name="auth")
     assert old["properties"] == {"a": 1, "b": 2}
     assert old["replaced_at"] == current["updated_at"]
-    assert count(store.path, "entities") == 1
+    assert count(store, "entities") == 1
 
 
 def test_invalid_input_stores_nothing_and_leaves_the_file_as_it_was(store: MemoryStore) -> None:
     fill(store)
-    before = store.path.read_bytes()
+    before = dump(store)
     bad = {"facts": [{"project": "new", "fact": "valid", "source": "s"}, {"project": "x"}]}
     with pytest.raises(StoreError, match=r"facts\[1\]: missing field 'fact'"):
         store.store_text(json.dumps(bad), ecosystem="eco")
-    assert store.path.read_bytes() == before
-    assert count(store.path, "facts") == 3
+    assert dump(store) == before
+    assert count(store, "facts") == 3
+
+
+def test_invalid_input_leaves_the_file_byte_for_byte(sqlite_store: MemoryStore) -> None:
+    fill(sqlite_store)
+    assert sqlite_store.path is not None
+    before = sqlite_store.path.read_bytes()
+    with pytest.raises(StoreError):
+        sqlite_store.store_text('{"facts": [{"project": "x"}]}', ecosystem="eco")
+    assert sqlite_store.path.read_bytes() == before
 
 
 def test_invalid_input_does_not_create_a_database(tmp_path: Path) -> None:
@@ -161,7 +189,7 @@ def test_failure_midway_rolls_the_whole_step_back(store: MemoryStore) -> None:
     unencodable = FactItem("new", "lone \ud800 surrogate", "s")
     with pytest.raises(StoreError, match="nothing was written"):
         store.store(StorePayload(facts=(good, unencodable)), ecosystem="eco")
-    assert count(store.path, "facts") == 3
+    assert count(store, "facts") == 3
     assert store.facts(project="new") == []
 
 
@@ -199,13 +227,20 @@ def test_files_are_private(tmp_path: Path) -> None:
             holder.close()
 
 
-def test_wal_mode_and_named_migrations_recorded_once(store: MemoryStore) -> None:
+def test_named_migrations_recorded_once(store: MemoryStore) -> None:
     fill(store)
     fill(store)
+    with store.session("read") as db:
+        names = [r["name"] for r in db.rows("SELECT name FROM migrations ORDER BY name")]
+    assert names == sorted(m.name for m in MIGRATIONS)
+
+
+def test_wal_mode(sqlite_store: MemoryStore) -> None:
+    store = sqlite_store
+    fill(store)
+    assert store.path is not None
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        names = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
-    assert names == sorted(m.name for m in MIGRATIONS)
 
 
 def test_an_older_database_gets_only_the_missing_migrations(tmp_path: Path) -> None:
@@ -232,8 +267,10 @@ def test_reading_a_missing_database_lists_nothing_and_creates_nothing(tmp_path: 
 
 
 def test_locked_past_the_timeout_is_a_clear_error_and_writes_nothing(
-    store: MemoryStore,
+    sqlite_store: MemoryStore,
 ) -> None:
+    store = sqlite_store
+    assert store.path is not None
     fill(store)
     holder = sqlite3.connect(store.path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -248,7 +285,7 @@ def test_locked_past_the_timeout_is_a_clear_error_and_writes_nothing(
         holder.close()
     message = info.value.format()
     assert str(store.path) in message and "locked" in message and "nothing was written" in message
-    assert count(store.path, "facts") == 3
+    assert count(store, "facts") == 3
 
 
 def test_secrets_never_reach_the_database(store: MemoryStore) -> None:
@@ -263,8 +300,10 @@ def test_secrets_never_reach_the_database(store: MemoryStore) -> None:
         started_at=datetime.now(UTC),
         error=f"failed with {secret}",
     )
-    for file in store.path.parent.iterdir():
-        assert secret.encode() not in file.read_bytes()
+    if store.path is not None:
+        for file in store.path.parent.iterdir():
+            assert secret.encode() not in file.read_bytes()
+    assert secret not in dump(store) and "key is ***" in dump(store)
     assert store.facts()[0]["fact"] == "key is ***"
 
 

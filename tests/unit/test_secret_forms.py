@@ -119,3 +119,29 @@ def test_large_output_is_masked_in_linear_time() -> None:
     assert baseline and masked.endswith("***")
     # a handful of substring scans per secret, plus the base64 literals; generous for load
     assert took < max(40 * floor, 2.0), (took, floor)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "password"),
+    [
+        ("redis://:s3cr3t-pw@h:6379/0", "redis://:***@h:6379/0", "s3cr3t-pw"),
+        (
+            "redis://h:6379/0?password=s3cr3t-qp&db=1",
+            "redis://h:6379/0?password=***&db=1",
+            "s3cr3t-qp",
+        ),
+        ("rediss://u:p%40ss-w0rd@h/0", "rediss://u:***@h/0", "p@ss-w0rd"),
+        ("redis://[::1", "***", None),
+    ],
+)
+def test_a_url_shows_no_password_and_registers_every_spelling(
+    url: str, shown: str, password: str | None
+) -> None:
+    from urllib.parse import quote
+
+    from llm_mux.secrets import mask_url, redact
+
+    assert mask_url(url) == shown
+    if password is not None:
+        for spelling in (password, quote(password, safe="")):
+            assert spelling not in redact(f"said {spelling} here")

@@ -168,10 +168,13 @@ def test_wrap_passes_the_command_as_one_argument() -> None:
 
 
 def test_step_kind_registry() -> None:
-    from llm_mux.workflow.steps import KINDS, KindUnavailable, available, get_kind
+    from llm_mux.workflow.model import STEP_MODELS
+    from llm_mux.workflow.steps import get_kind
 
-    assert {"shell", "query", "input", "apply", "store"} <= set(KINDS)
-    assert available("shell") and get_kind("shell") is get_kind("shell")
-    assert not available("teleport")
-    with pytest.raises(KindUnavailable, match="step type 'teleport' is not available"):
-        get_kind("teleport")
+    assert {"shell", "query", "input", "apply", "store"} <= set(STEP_MODELS)
+    for name, model in STEP_MODELS.items():
+        assert name == model.KIND
+        step = model.model_construct(name="s", type=name)
+        kind = get_kind(step)
+        assert kind is get_kind(step)
+        assert type(kind).__module__ == model.IMPLEMENTATION

@@ -1,17 +1,17 @@
-"""Apply edits proposed by an LLM safely: parse, confine, apply atomically, verify, roll back.
+"""Apply edits proposed by an LLM safely: parse, confine, apply atomically, roll back.
 
 A step uses it as::
 
     edits = parse_edits(answer)                  # or edits_from_inline(step.edits)
     plan = plan_edits(edits, root, allow_paths=step.allow_paths)   # checks, writes nothing
     txn = apply_plan(plan)                       # atomic; rolls itself back on failure
-    result = await run_verify(command, root, timeout=...)
-    if not result.ok:
-        txn.rollback()                           # byte for byte, mode bits too
+    ...                                          # verify (the apply step kind runs it)
+    txn.rollback()                               # byte for byte, mode bits too
 """
 
 from __future__ import annotations
 
+from llm_mux.apply.confine import PathRefused
 from llm_mux.apply.edits import (
     Edit,
     EditParseError,
@@ -22,17 +22,9 @@ from llm_mux.apply.edits import (
     edits_from_inline,
     parse_edits,
 )
-from llm_mux.apply.patch import (
-    FileChange,
-    MatchError,
-    PathRefused,
-    Plan,
-    apply_edits,
-    apply_plan,
-    plan_edits,
-)
+from llm_mux.apply.matching import MatchError
+from llm_mux.apply.patch import FileChange, Plan, apply_edits, apply_plan, plan_edits
 from llm_mux.apply.rollback import RollbackError, Snapshot, Transaction
-from llm_mux.apply.verify import VerifyResult, retry_prompt, run_verify
 
 __all__ = [
     "Edit",
@@ -48,12 +40,9 @@ __all__ = [
     "RollbackError",
     "Snapshot",
     "Transaction",
-    "VerifyResult",
     "apply_edits",
     "apply_plan",
     "edits_from_inline",
     "parse_edits",
     "plan_edits",
-    "retry_prompt",
-    "run_verify",
 ]

@@ -95,20 +95,32 @@ def _pool_per_backend() -> httpx.AsyncBaseTransport:
     httpcore's pool rescans every connection it holds (probing each idle socket) whenever a
     request starts or ends, so one pool shared by a fan-out of K backends costs O(K²) per
     round: 20-30 ms of CPU at K = 64. One pool per backend keeps each scan short. Each pool
-    has httpx's default limits; the SSL context (30 ms to build) is shared.
+    has httpx's default limits. The SSL context (30-60 ms to build: it loads the system's CA
+    certificates) is built on the first ``https`` request and shared; a plain-``http`` pool
+    gets a context that trusts nothing, which it never uses.
     """
+    import ssl
+
     import httpx2 as httpx
 
     class PoolPerBackend(httpx.AsyncBaseTransport):
         def __init__(self) -> None:
-            self._ssl = httpx.create_ssl_context()
-            self._pools: dict[str, httpx.AsyncHTTPTransport] = {}
+            self._ssl: ssl.SSLContext | None = None
+            self._pools: dict[tuple[str, str], httpx.AsyncHTTPTransport] = {}
+
+        def _context(self, scheme: str) -> ssl.SSLContext:
+            if scheme != "https":
+                return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, trusts no one
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            return self._ssl
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            key = str(request.extensions.get(POOL, ""))
+            key = (str(request.extensions.get(POOL, "")), request.url.scheme)
             pool = self._pools.get(key)
             if pool is None:
-                pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=self._ssl)
+                verify = self._context(request.url.scheme)
+                pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=verify)
             return await pool.handle_async_request(request)
 
         async def aclose(self) -> None:

@@ -163,7 +163,7 @@ async def call_with_retries(
 ) -> Response:
     """Run ``attempt`` until it succeeds, a non-retryable error, or ``max_retries`` retries.
 
-    The last error is re-raised with an ``attempts`` attribute; the response carries
+    The last error is re-raised with its ``attempts`` set; the response carries
     ``attempts`` too. The first attempt runs bare: tenacity (about 20 µs to set up) is
     brought in only once an attempt has failed and may be retried.
     """
@@ -171,7 +171,7 @@ async def call_with_retries(
         response = await _once(attempt)
     except BackendError as error:
         if cfg.max_retries < 1 or not is_retryable(error, cfg):
-            error.attempts = 1  # type: ignore[attr-defined]
+            error.attempts = 1
             raise
         return await _retry(attempt, cfg, error, on_retry)
     return response if response.attempts == 1 else replace(response, attempts=1)
@@ -226,8 +226,8 @@ async def _retry(
                     failures.append(attempt_label(error))
                     raise
     except BackendError as error:
-        error.attempts = attempts  # type: ignore[attr-defined]
-        error.attempt_errors = failures  # type: ignore[attr-defined]
+        error.attempts = attempts
+        error.attempt_errors = failures
         raise
     return replace(response, attempts=attempts)
 

@@ -7,7 +7,8 @@ equivalent) answers within 5 s, not with a 404; a local model when its file load
 tokens) also sends each available backend one tiny prompt and reports the class of any
 failure. Exit 1 when an enabled backend is unavailable. With ``[shared]``, also whether its
 Redis answers (exit 1 only under ``on_error = "fail"``: otherwise a run goes on with local
-limits).
+limits). With a ``memory_url``, also whether the memory database answers (exit 1 when it
+does not: store steps would fail), password masked.
 """
 
 from __future__ import annotations
@@ -140,6 +141,45 @@ async def check_all(config: Config, probe: bool = False) -> list[Verdict]:
 
 
 @dataclass
+class MemoryVerdict:
+    """Whether the memory database answers; ``configured`` when a memory_url names it."""
+
+    location: str
+    configured: bool
+    available: bool
+    detail: str
+
+    @property
+    def blocking(self) -> bool:
+        return self.configured and not self.available
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.location,
+            "configured": self.configured,
+            "available": self.available,
+            "detail": self.detail,
+        }
+
+
+def check_memory(config: Config) -> MemoryVerdict:
+    """Ping the memory database ``memory_url`` names (or the default file outside any ecosystem)."""
+    from llm_mux.errors import LlmMuxError
+    from llm_mux.memory import MemoryStore
+    from llm_mux.memory.urls import configured_url
+
+    try:
+        url = configured_url(config.defaults.memory_url)
+        store = MemoryStore.for_ecosystem(None, url)
+    except LlmMuxError as exc:
+        return MemoryVerdict("memory_url", True, False, exc.message)
+    try:
+        return MemoryVerdict(store.location, url is not None, True, store.database.ping())
+    except LlmMuxError as exc:
+        return MemoryVerdict(store.location, url is not None, False, exc.message)
+
+
+@dataclass
 class SharedVerdict:
     """Whether the Redis of ``[shared]`` answers; ``url`` has its password masked."""
 
@@ -220,16 +260,17 @@ def doctor_command(probe: bool) -> int:
 
     settings = get_settings()
     config = load(settings)
+
+    async def check() -> tuple[list[Verdict], SharedVerdict | None, MemoryVerdict]:
+        memory = asyncio.ensure_future(asyncio.to_thread(check_memory, config))
+        return await check_all(config, probe), await check_shared(config), await memory
+
     if probe:
         click.echo(
             f"probing: sending {PROBE_PROMPT!r} to each available backend (may cost tokens)",
             err=True,
         )
-
-    async def check() -> tuple[list[Verdict], SharedVerdict | None]:
-        return await check_all(config, probe), await check_shared(config)
-
-    verdicts, shared = runtime.run(check)
+    verdicts, shared, memory = runtime.run(check)
     serve = _serve_report(config)
     for warning in config.warnings():
         click.echo(f"warning: {warning}", err=True)
@@ -240,6 +281,7 @@ def doctor_command(probe: bool) -> int:
         document: dict[str, Any] = {"backends": backends, "serve": serve}
         if shared is not None:
             document["shared"] = shared.as_dict()
+        document["memory"] = memory.as_dict()
         emit_json(document)
     elif settings.quiet:
         for v in verdicts:
@@ -247,12 +289,21 @@ def doctor_command(probe: bool) -> int:
             click.echo(f"{v.name}\t{state}")
         if shared is not None:
             click.echo(f"[shared]\t{'available' if shared.available else 'unavailable'}")
+        click.echo(f"memory\t{'available' if memory.available else 'unavailable'}")
     else:
         _print_console(verdicts)
         _print_serve(serve)
         _print_shared(shared)
+        _print_memory(memory)
     blocked = any(v.blocking for v in verdicts) or (shared is not None and shared.blocking)
-    return 1 if blocked else 0
+    return 1 if blocked or memory.blocking else 0
+
+
+def _print_memory(memory: MemoryVerdict) -> None:
+    from llm_mux.secrets import redact
+
+    state = "answers" if memory.available else "UNAVAILABLE"
+    click.echo(redact(f"memory database {memory.location}: {state}: {memory.detail}"))
 
 
 def _serve_report(config: Config) -> dict[str, Any]:

@@ -49,7 +49,8 @@ def init_command(project: bool, dry_run: bool, force: bool) -> None:
       llm-mux init                  write ~/.config/llm-mux/config.toml
       llm-mux init --project        write .llm-mux/config.toml here
     """
-    from llm_mux import runtime, starter
+    from llm_mux import machine, runtime
+    from llm_mux.init_config import render_config
 
     target = _target(project)
     if target.exists() and not force and not dry_run:
@@ -57,8 +58,8 @@ def init_command(project: bool, dry_run: bool, force: bool) -> None:
             f"{target} already exists; nothing was changed",
             hint="use --force to overwrite it, or --dry-run to see the proposal",
         )
-    detection = runtime.run(starter.detect)
-    text = starter.render_config(detection)
+    detection = runtime.run(machine.detect)
+    text = render_config(detection)
     settings = get_settings()
     if not settings.quiet:
         click.echo(text, nl=False)

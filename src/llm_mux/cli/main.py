@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+import types
 from typing import NoReturn
+
+_PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
 
 
 def entry(argv: list[str] | None = None) -> NoReturn:
@@ -14,6 +17,22 @@ def entry(argv: list[str] | None = None) -> NoReturn:
 
         sys.stdout.write(f"llm-mux {__version__}\n")
         sys.exit(0)
+    without_pydantic_plugins()
     from llm_mux.cli.boundary import main
 
     sys.exit(main(args))
+
+
+def without_pydantic_plugins() -> None:
+    """Stop pydantic from looking for third-party plugins in this process.
+
+    On the first validation pydantic imports ``importlib.metadata`` and walks every installed
+    distribution for ``pydantic`` entry points: 10-40 ms here, far more where many packages
+    are installed. Plugins only observe validation, so the CLI goes without them; library
+    users of ``llm_mux`` keep pydantic as it is. Set before pydantic is imported.
+    """
+    if _PYDANTIC_PLUGIN_LOADER in sys.modules:
+        return
+    loader = types.ModuleType(_PYDANTIC_PLUGIN_LOADER)
+    loader.__dict__["get_plugins"] = tuple  # no plugins
+    sys.modules[_PYDANTIC_PLUGIN_LOADER] = loader

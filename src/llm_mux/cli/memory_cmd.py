@@ -81,8 +81,12 @@ def memory_command(kind: str, project: str | None, search: str | None, limit: in
       llm-mux memory runs --limit 5
       llm-mux memory entities --ecosystem myapp
     """
+    from llm_mux.config import load_config
+    from llm_mux.memory import MemoryStore
+
     settings = get_settings()
-    ecosystem = resolve_ecosystem(settings.ecosystem, settings.config)
+    config = load_config(settings.config)
+    ecosystem = resolve_ecosystem(settings.ecosystem, config.ecosystems)
     show_memory(
         kind,
         project=project,
@@ -90,18 +94,17 @@ def memory_command(kind: str, project: str | None, search: str | None, limit: in
         ecosystem=ecosystem,
         limit=limit,
         output=settings.output,
+        store=MemoryStore.configured(ecosystem, config.defaults.memory_url),
     )
 
 
-def resolve_ecosystem(forced: str | None, config_file: Sequence[Path]) -> str | None:
+def resolve_ecosystem(forced: str | None, ecosystems: Mapping[str, EcosystemLike]) -> str | None:
     """The ecosystem whose memory to read: ``forced``, else the one containing the cwd.
 
     ``default`` (the database used outside any ecosystem) is accepted even if not configured.
     """
-    from llm_mux.config import load_config
     from llm_mux.ecosystems import detect_ecosystem
 
-    ecosystems: Mapping[str, EcosystemLike] = load_config(config_file).ecosystems
     if forced == "default" and forced not in ecosystems:
         return forced
     detected = detect_ecosystem(ecosystems, Path.cwd(), forced)
@@ -127,7 +130,7 @@ def show_memory(
     if output == "json":
         from llm_mux.cli.common import emit_json
 
-        emit_json(json_document(kind, eco, store.path, rows))
+        emit_json(json_document(kind, eco, store.location, rows))
     elif output == "quiet":
         from llm_mux.secrets import redact
 
@@ -158,7 +161,9 @@ def fetch_rows(
     raise click.BadParameter(f"unknown kind '{kind}'; choose from {', '.join(KINDS)}")
 
 
-def json_document(kind: str, ecosystem: str, database: Path, rows: Sequence[Row]) -> dict[str, Any]:
+def json_document(
+    kind: str, ecosystem: str, database: Path | str, rows: Sequence[Row]
+) -> dict[str, Any]:
     """The one JSON document of ``--output json``."""
     return {"ecosystem": ecosystem, "database": str(database), kind: list(rows)}
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from llm_mux.cli.options import Settings
     from llm_mux.workflow.api import Prepared
     from llm_mux.workflow.results import RunResult
+    from llm_mux.workflow.run_ids import RunIdentity
 
 
 @click.command("run")
@@ -33,8 +34,25 @@ if TYPE_CHECKING:
     type=click.IntRange(min=1),
     help="Most steps running at once (default: twice the CPU count).",
 )
+@click.option(
+    "--run-id",
+    metavar="ID",
+    envvar="LLM_MUX_RUN_ID",
+    help="Record the run under ID (env LLM_MUX_RUN_ID; default: a new id).",
+)
+@click.option(
+    "--resume",
+    metavar="ID|last",
+    help="Run a recorded run again, reusing the steps it finished (last: the latest run).",
+)
 @global_options
-def run_command(workflow: str, args: tuple[str, ...], jobs: int | None) -> None:
+def run_command(
+    workflow: str,
+    args: tuple[str, ...],
+    jobs: int | None,
+    run_id: str | None,
+    resume: str | None,
+) -> None:
     """Run WORKFLOW: a name in .llm-mux/workflows/ (or the user's workflows) or a .toml path.
 
     Arguments are NAME=value words after the workflow name.
@@ -45,6 +63,7 @@ def run_command(workflow: str, args: tuple[str, ...], jobs: int | None) -> None:
       llm-mux run fix file=src/lib.rs            with an argument
       llm-mux run ./ci/triage.toml --output json one JSON document on stdout
       llm-mux run review -q | less               only the final output
+      llm-mux run review --resume last           rerun what failed, reuse the rest
     """
     from llm_mux import runtime
     from llm_mux.errors import StepError
@@ -53,19 +72,37 @@ def run_command(workflow: str, args: tuple[str, ...], jobs: int | None) -> None:
 
     settings = get_settings()
     words = parse_arg_words(args)
+    identity = _identity(run_id, resume, words)
     prepared = prepare(
         workflow, config_file=settings.config, team=settings.team, ecosystem=settings.ecosystem
     )
     if settings.output != "quiet":
         print_warnings(prepared)
-    prepared.runnable(words)
-    result = runtime.run(lambda: _main(prepared, words, settings, jobs))
+    if identity.resume is None:
+        prepared.runnable(words)
+    result = runtime.run(lambda: _main(prepared, words, settings, jobs, identity))
     if not result.success:
         raise StepError(result.error or "the workflow failed")
 
 
+def _identity(run_id: str | None, resume: str | None, words: dict[str, str]) -> RunIdentity:
+    """``--run-id`` and ``--resume`` checked (exit 2 on a bad id or args with --resume)."""
+    from llm_mux.errors import UsageError
+    from llm_mux.workflow.run_ids import RunIdentity, check_run_id
+
+    if resume is not None:
+        if words:
+            raise UsageError("--resume runs again with the recorded arguments; give no NAME=value")
+        return RunIdentity(resume=check_run_id(resume, "--resume"))
+    return RunIdentity(run_id=check_run_id(run_id, "--run-id") if run_id is not None else None)
+
+
 async def _main(
-    prepared: Prepared, words: dict[str, str], settings: Settings, jobs: int | None
+    prepared: Prepared,
+    words: dict[str, str],
+    settings: Settings,
+    jobs: int | None,
+    identity: RunIdentity,
 ) -> RunResult:
     from llm_mux.render import make_view
     from llm_mux.render.ask import TerminalAsk, interactive
@@ -75,7 +112,13 @@ async def _main(
     workflow = prepared.workflow
     view = make_view(settings.output, workflow.step_names(), f"workflow {workflow.name}")
     ask = TerminalAsk(view) if interactive(settings.output) else None
-    options = RunOptions(concurrency=jobs, listener=view, ask=ask)
+    options = RunOptions(
+        concurrency=jobs,
+        listener=view,
+        ask=ask,
+        run_id=identity.run_id,
+        resume=identity.resume,
+    )
     ticker = asyncio.ensure_future(view.ticker())
     view.start()
     try:

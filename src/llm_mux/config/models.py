@@ -51,7 +51,9 @@ _TYPE_ONLY_KEYS: dict[str, frozenset[str]] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, so a command pays only
+    # for the tables and step kinds its files hold
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Defaults(_Strict):
@@ -61,6 +63,7 @@ class Defaults(_Strict):
     max_concurrent: int | None = Field(None, gt=0)
     command_wrapper: str | None = None
     max_output_mb: int = Field(64, gt=0)
+    memory_url: str | None = None
 
 
 class Backend(_Strict):

@@ -95,10 +95,31 @@ def gated(conn: sqlite3.Connection) -> Iterator[None]:
 @contextmanager
 def commit() -> Iterator[None]:
     """Around ``COMMIT``: from here until another transaction begins, a cancel is refused."""
+    begin_commit()
+    yield
+    end_commit()
+
+
+def begin_write() -> None:
+    """Before a transaction: raise :class:`StoreCancelled` once the thread's gate is closed.
+
+    For a database whose statements the gate cannot interrupt (PostgreSQL): a cancel while
+    they run is caught by :func:`begin_commit`, which rolls the transaction back instead."""
+    gate = _gate.get()
+    if gate is not None:
+        gate.begin_write()
+
+
+def begin_commit() -> None:
+    """Just before ``COMMIT``: raise :class:`StoreCancelled` if cancelled, else refuse cancels."""
     gate = _gate.get()
     if gate is not None:
         gate.begin_commit()
-    yield
+
+
+def end_commit() -> None:
+    """After ``COMMIT``: a cancel now waits for the thread's result."""
+    gate = _gate.get()
     if gate is not None:
         gate.end_commit()
 

@@ -11,9 +11,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic_core import PydanticCustomError
 
 from llm_mux.errors import StoreError
 
@@ -163,117 +174,18 @@ def _validate_list(document: Mapping[str, Any], kind: str, problems: list[str]) 
     if not isinstance(value, list):
         problems.append(f"'{kind}' must be a list, got {_type_name(value)}")
         return []
-    build = _BUILDERS[kind]
+    model = _MODELS[kind]
     items = []
     for index, raw in enumerate(value):
+        where = f"{kind}[{index}]"
         if not isinstance(raw, dict):
-            problems.append(f"{kind}[{index}]: must be an object, got {_type_name(raw)}")
+            problems.append(f"{where}: must be an object, got {_type_name(raw)}")
             continue
-        item = build(_Fields(raw, f"{kind}[{index}]", problems))
-        if item is not None:
-            items.append(item)
-    return items
-
-
-class _Fields:
-    """Typed access to one item's fields, recording each problem instead of stopping."""
-
-    def __init__(self, raw: Mapping[str, Any], where: str, problems: list[str]) -> None:
-        self.raw = raw
-        self.where = where
-        self.problems = problems
-        self.start = len(problems)
-
-    @property
-    def ok(self) -> bool:
-        return len(self.problems) == self.start
-
-    def fail(self, message: str) -> None:
-        self.problems.append(f"{self.where}: {message}")
-
-    def required(self, name: str) -> str:
-        value = self.raw.get(name)
-        if value is None:
-            self.fail(f"missing field '{name}'")
-        elif isinstance(value, str) and not value.strip():
-            self.fail(f"field '{name}' must not be empty")
-        return self.text(name)
-
-    def text(self, name: str) -> str:
-        value = self.raw.get(name)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            self.fail(f"field '{name}' must be a string, got {_type_name(value)}")
-            return ""
-        return _clean(value)
-
-    def confidence(self) -> float:
-        value = self.raw.get("confidence")
-        if value is None:
-            return 1.0
-        number_ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number_ok or not math.isfinite(value) or not 0 <= value <= 1:
-            self.fail(f"field 'confidence' must be a number from 0 to 1, got {_short(value)}")
-            return 1.0
-        return float(value)
-
-    def properties(self) -> dict[str, Any]:
-        value = self.raw.get("properties")
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(f"field 'properties' must be an object, got {_type_name(value)}")
-            return {}
         try:
-            cleaned: dict[str, Any] = _clean_json(value)  # type: ignore[assignment]
-            json.dumps(cleaned)
-        except RecursionError:
-            self.fail("field 'properties' is nested too deeply")
-            return {}
-        return cleaned
-
-
-def _fact(f: _Fields) -> FactItem | None:
-    item = FactItem(
-        project=f.required("project"),
-        fact=f.required("fact"),
-        source=f.required("source"),
-        confidence=f.confidence(),
-        category=f.text("category"),
-        source_type=f.text("source_type"),
-    )
-    return item if f.ok else None
-
-
-def _relationship(f: _Fields) -> RelationshipItem | None:
-    item = RelationshipItem(
-        from_project=f.required("from"),
-        to_project=f.required("to"),
-        type=f.required("type"),
-        evidence=f.text("evidence"),
-    )
-    return item if f.ok else None
-
-
-def _entity(f: _Fields) -> EntityItem | None:
-    item = EntityItem(
-        entity_type=f.required("entity_type"),
-        entity_name=f.required("entity_name"),
-        project=f.text("project"),
-        properties=f.properties(),
-        source=f.text("source"),
-        source_type=f.text("source_type"),
-        confidence=f.confidence(),
-    )
-    return item if f.ok else None
-
-
-_BUILDERS: dict[str, Callable[[_Fields], Any]] = {
-    "facts": _fact,
-    "relationships": _relationship,
-    "entities": _entity,
-}
+            items.append(model.model_validate(raw).item())
+        except ValidationError as exc:
+            problems.extend(f"{where}: {_problem(error)}" for error in exc.errors())
+    return items
 
 
 def _clean(text: str) -> str:
@@ -282,12 +194,13 @@ def _clean(text: str) -> str:
 
 
 def utf8_safe(text: str) -> str:
-    """Replace lone surrogates (valid in JSON escapes, not in UTF-8) with U+FFFD."""
+    """Replace what no store can hold with U+FFFD: lone surrogates (valid in JSON escapes,
+    not in UTF-8) and NUL (PostgreSQL text refuses it), so both stores keep the same text."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = _SURROGATE.sub("\ufffd", text)
-    return text
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _clean_json(value: object) -> object:
@@ -322,3 +235,107 @@ def _jsonable(value: object) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+# --- the item models: every field checked, every problem of an item reported ---------------
+
+
+def _problem(error: Any) -> str:
+    """One field's problem in our words."""
+    name, value = error["loc"][0], error["input"]
+    if error["type"] == "string_type":
+        return f"field '{name}' must be a string, got {_type_name(value)}"
+    if error["type"] == "dict_type":
+        return f"field '{name}' must be an object, got {_type_name(value)}"
+    if name == "confidence":
+        return f"field 'confidence' must be a number from 0 to 1, got {_short(value)}"
+    return str(error["msg"])
+
+
+def _missing_is_an_error(value: object, info: ValidationInfo) -> object:
+    if value is None:
+        raise PydanticCustomError("missing", f"missing field '{_alias(info)}'")
+    return value
+
+
+def _not_empty(value: str, info: ValidationInfo) -> str:
+    if not value.strip():
+        raise PydanticCustomError("empty", f"field '{_alias(info)}' must not be empty")
+    return _clean(value)
+
+
+def _alias(info: ValidationInfo) -> str:
+    name = info.field_name or ""
+    return {"from_project": "from", "to_project": "to"}.get(name, name)
+
+
+def _default_when_null(default: object) -> BeforeValidator:
+    return BeforeValidator(lambda value: default if value is None else value)
+
+
+def _json_properties(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        cleaned = {utf8_safe(str(k)): _clean_json(v) for k, v in value.items()}
+        json.dumps(cleaned)
+    except RecursionError:
+        raise PydanticCustomError("nested", "field 'properties' is nested too deeply") from None
+    return cleaned
+
+
+Required = Annotated[
+    str, BeforeValidator(_missing_is_an_error), AfterValidator(_not_empty), Field(None)
+]
+Text = Annotated[str, _default_when_null(""), AfterValidator(_clean), Field(None)]
+Confidence = Annotated[float, _default_when_null(1.0), Field(None, ge=0, le=1, allow_inf_nan=False)]
+Properties = Annotated[
+    dict[str, Any], _default_when_null({}), AfterValidator(_json_properties), Field(None)
+]
+
+
+class _Item(BaseModel):
+    # other fields are ignored (SPEC 5); null counts as absent; no value is coerced
+    model_config = ConfigDict(
+        extra="ignore", strict=True, validate_default=True, frozen=True, defer_build=True
+    )
+
+
+class _Fact(_Item):
+    project: Required
+    fact: Required
+    source: Required
+    confidence: Confidence
+    category: Text
+    source_type: Text
+
+    def item(self) -> FactItem:
+        return FactItem(**self.model_dump())
+
+
+class _Relationship(_Item):
+    from_project: Annotated[Required, Field(alias="from")]
+    to_project: Annotated[Required, Field(alias="to")]
+    type: Required
+    evidence: Text
+
+    def item(self) -> RelationshipItem:
+        return RelationshipItem(**self.model_dump())
+
+
+class _Entity(_Item):
+    entity_type: Required
+    entity_name: Required
+    project: Text
+    properties: Properties
+    source: Text
+    source_type: Text
+    confidence: Confidence
+
+    def item(self) -> EntityItem:
+        return EntityItem(**self.model_dump())
+
+
+_MODELS: dict[str, type[_Fact | _Relationship | _Entity]] = {
+    "facts": _Fact,
+    "relationships": _Relationship,
+    "entities": _Entity,
+}

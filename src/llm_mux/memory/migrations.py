@@ -15,18 +15,18 @@ would let duplicates in on both).
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from llm_mux.memory.cancel import commit, gated
 
 _T = TypeVar("_T")
+# Runs one statement with ``:name`` parameters and returns the rows it produced.
+Execute = Callable[[str, Mapping[str, Any]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX workflow_runs_started ON workflow_runs (started_at)",
         ),
     ),
+    Migration(
+        "m005_run_ledger",
+        (
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('args')}",
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('status')}",
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('owner')}",
+            f"ALTER TABLE workflow_runs ADD COLUMN {_key('lease_until')}",
+            f"""CREATE TABLE run_steps (
+                {_key("run_id")}, {_key("step")}, item INTEGER NOT NULL DEFAULT -1,
+                {_key("input_hash")}, {_key("status")}, result_json TEXT NOT NULL DEFAULT '{{}}',
+                {_key("finished_at")},
+                PRIMARY KEY (run_id, step, item))""",
+        ),
+    ),
 )
 
 _CREATE_LEDGER = """CREATE TABLE IF NOT EXISTS migrations (
@@ -117,7 +131,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     if not pending(conn):
         return []
     with immediate_transaction(conn):
-        return _apply_pending(conn)
+        return apply_pending(lambda sql, params: conn.execute(sql, params).fetchall())
 
 
 @contextmanager
@@ -141,16 +155,24 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
             raise
 
 
-def _apply_pending(conn: sqlite3.Connection) -> list[str]:
-    conn.execute(_CREATE_LEDGER)
+def apply_pending(execute: Execute, ddl: Callable[[str], str] = str) -> list[str]:
+    """Create the ledger, apply every migration it lacks, record each; return their names.
+
+    The caller holds the write lock (``BEGIN IMMEDIATE``, or PostgreSQL's advisory lock) for
+    the whole call, so processes starting together migrate once. ``ddl`` adapts a type name
+    where the two databases differ.
+    """
+    execute(_CREATE_LEDGER, {})
+    applied = {row[0] for row in execute("SELECT name FROM migrations", {})}
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     names = []
-    for migration in pending(conn):
+    for migration in MIGRATIONS:
+        if migration.name in applied:
+            continue
         for statement in migration.statements:
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (migration.name, now)
-        )
+            execute(ddl(statement), {})
+        record = {"name": migration.name, "now": now}
+        execute("INSERT INTO migrations (name, applied_at) VALUES (:name, :now)", record)
         names.append(migration.name)
     return names
 
@@ -168,18 +190,27 @@ def retry_while_locked(action: Callable[[], _T], deadline_s: float) -> _T:
 
     Switching a new file to WAL and creating the schema take locks for which SQLite does not
     always call the busy handler, so processes opening a fresh file together would otherwise
-    see "database is locked" at once.
+    see "database is locked" at once. As for backend calls, the first attempt runs bare and
+    tenacity drives the retries.
     """
-    deadline = time.monotonic() + deadline_s
-    delay = 0.005
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if not is_locked(exc) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay * random.uniform(0.5, 1.5))
-        delay = min(delay * 2, 0.25)
+    try:
+        return action()
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+    from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
+
+    retrying = Retrying(
+        retry=retry_if_exception(_locked),
+        stop=stop_before_delay(deadline_s),
+        wait=wait_random_exponential(multiplier=0.005, max=0.25),
+        reraise=True,
+    )
+    return retrying(action)
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and is_locked(exc)
 
 
 def is_locked(exc: sqlite3.Error) -> bool:

@@ -1,17 +1,18 @@
-"""The memory store: facts, relationships, entities and run records in one SQLite file.
+"""The memory store: facts, relationships, entities and run records.
 
-One file per ecosystem under ``$XDG_CONFIG_HOME/llm-mux/memory/``. Every operation opens a
-connection, does its work and closes it, so the store is safe to share between threads and
-processes; a write is one ``BEGIN IMMEDIATE`` transaction (one per store step), so concurrent
-runs serialize on the busy timeout instead of losing rows.
+By default one SQLite file per ecosystem under ``$XDG_CONFIG_HOME/llm-mux/memory/``; a
+``memory_url`` puts every ecosystem in one PostgreSQL database (or one SQLite file). Every
+operation opens a session, does its work and closes it, so the store is safe to share between
+threads and processes; a write is one transaction holding the write lock (``BEGIN IMMEDIATE``
+or an advisory lock; one per store step), so concurrent runs serialize instead of losing rows.
 
 The methods block. From async code call the ``*_async`` twins, which run them in a worker
-thread (``asyncio.to_thread``) so the event loop keeps going while SQLite waits for a lock.
+thread (``asyncio.to_thread``) so the event loop keeps going while the database waits.
 
-The SQL is the subset SQLite and PostgreSQL share (``INSERT … ON CONFLICT … DO UPDATE SET
-x = excluded.x``, JSON as TEXT, ISO-8601 UTC text times), so another database can later sit
-behind the same methods. Text filters (``search``) run in Python, case-insensitively, since the
-two databases disagree on case folding.
+The SQL is written once, with ``:name`` parameters, in the subset SQLite and PostgreSQL share
+(``INSERT … ON CONFLICT … DO UPDATE SET x = excluded.x``, JSON as TEXT, ISO-8601 UTC text
+times); :mod:`llm_mux.memory.database` is the seam. Text filters (``search``) run in Python,
+case-insensitively, since the two databases disagree on case folding.
 """
 
 from __future__ import annotations
@@ -20,16 +21,28 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from llm_mux.errors import StoreError
+from llm_mux.memory.database import (
+    BUSY_TIMEOUT_S,
+    Database,
+    Row,
+    Session,
+    SqliteDatabase,
+)
+from llm_mux.memory.database import (
+    READ as _READ,
+)
+from llm_mux.memory.database import (
+    WRITE as _WRITE,
+)
 from llm_mux.memory.ingest import (
     EntityItem,
     FactItem,
@@ -38,23 +51,25 @@ from llm_mux.memory.ingest import (
     parse_store_input,
     utf8_safe,
 )
-from llm_mux.memory.migrations import (
-    immediate_transaction,
-    is_locked,
-    prepare,
-    retry_while_locked,
-)
 from llm_mux.secrets import redact, redact_data
 
 DEFAULT_ECOSYSTEM = "default"
-BUSY_TIMEOUT_S = 10.0
-OPEN_DEADLINE_S = 30.0
 _T = TypeVar("_T")
-_WRITE, _READ = "write to", "read"
-# Files (device, inode) this process has already switched to WAL and migrated: both persist
-# in the file, so later connections skip those round trips.
-_PREPARED: set[tuple[int, int]] = set()
-Row = dict[str, Any]
+
+
+def open_database(url: str) -> Database:
+    """The database a ``memory_url`` names (PostgreSQL is imported only here)."""
+    from llm_mux.logs import get_logger
+    from llm_mux.memory.urls import parse_memory_url
+    from llm_mux.secrets import mask_url
+
+    target = parse_memory_url(url)
+    get_logger("memory").debug("memory database: %s", mask_url(url))
+    if target.path is not None:
+        return SqliteDatabase(target.path)
+    from llm_mux.memory.postgres import PostgresDatabase
+
+    return PostgresDatabase(target.url, target.label)
 
 
 def config_home() -> Path:
@@ -120,7 +135,8 @@ def _plural(count: int, word: str) -> str:
 _FACT_UPSERT = """
 INSERT INTO facts (ecosystem, project, fact, source, source_type, category, confidence,
                    created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (:ecosystem, :project, :fact, :source, :source_type, :category, :confidence,
+        :now, :now)
 ON CONFLICT (ecosystem, project, fact, source) DO UPDATE SET
     source_type = excluded.source_type, category = excluded.category,
     confidence = excluded.confidence, updated_at = excluded.updated_at"""
@@ -128,22 +144,23 @@ ON CONFLICT (ecosystem, project, fact, source) DO UPDATE SET
 _RELATIONSHIP_UPSERT = """
 INSERT INTO relationships (ecosystem, from_project, to_project, type, evidence,
                            created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+VALUES (:ecosystem, :from_project, :to_project, :type, :evidence, :now, :now)
 ON CONFLICT (ecosystem, from_project, to_project, type) DO UPDATE SET
     evidence = excluded.evidence, updated_at = excluded.updated_at"""
 
 _ENTITY_ARCHIVE = """
 INSERT INTO entity_history (ecosystem, project, entity_type, entity_name, properties, source,
                             valid_from, replaced_at)
-SELECT ecosystem, project, entity_type, entity_name, properties, source, updated_at, ?
+SELECT ecosystem, project, entity_type, entity_name, properties, source, updated_at, :now
 FROM entities
-WHERE ecosystem = ? AND project = ? AND entity_type = ? AND entity_name = ?
-  AND properties <> ?"""
+WHERE ecosystem = :ecosystem AND project = :project AND entity_type = :entity_type
+  AND entity_name = :entity_name AND properties <> :properties"""
 
 _ENTITY_UPSERT = """
 INSERT INTO entities (ecosystem, project, entity_type, entity_name, properties, source,
                       source_type, confidence, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (:ecosystem, :project, :entity_type, :entity_name, :properties, :source, :source_type,
+        :confidence, :now, :now)
 ON CONFLICT (ecosystem, project, entity_type, entity_name) DO UPDATE SET
     properties = excluded.properties, source = excluded.source,
     source_type = excluded.source_type, confidence = excluded.confidence,
@@ -152,7 +169,8 @@ ON CONFLICT (ecosystem, project, entity_type, entity_name) DO UPDATE SET
 _RUN_UPSERT = """
 INSERT INTO workflow_runs (id, ecosystem, project, workflow, started_at, finished_at, success,
                            duration_ms, error, steps)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (:id, :ecosystem, :project, :workflow, :started_at, :finished_at, :success,
+        :duration_ms, :error, :steps)
 ON CONFLICT (id) DO UPDATE SET
     finished_at = excluded.finished_at, success = excluded.success,
     duration_ms = excluded.duration_ms, error = excluded.error, steps = excluded.steps"""
@@ -202,19 +220,49 @@ _RUNS = _Query(
 
 
 class MemoryStore:
-    """The SQLite memory database at ``path``; see the module docstring for the guarantees."""
+    """The memory database: an SQLite file, or PostgreSQL through a ``memory_url``.
 
-    def __init__(self, path: Path | str, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
-        self.path = Path(path)
-        self.busy_timeout = busy_timeout
+    See the module docstring for the guarantees; ``location`` names it in messages.
+    """
+
+    def __init__(
+        self, target: Path | str | Database, *, busy_timeout: float = BUSY_TIMEOUT_S
+    ) -> None:
+        if isinstance(target, str) and "://" in target:
+            target = open_database(target)
+        if isinstance(target, Path | str):
+            target = SqliteDatabase(Path(target), busy_timeout)
+        self.database: Database = target
 
     @classmethod
-    def for_ecosystem(cls, ecosystem: str | None) -> MemoryStore:
-        """The store of an ecosystem at its default location (see :func:`memory_db_path`)."""
-        return cls(memory_db_path(ecosystem))
+    def for_ecosystem(cls, ecosystem: str | None, url: str | None = None) -> MemoryStore:
+        """The store of an ecosystem: ``url`` (one database for all) or its default file."""
+        return cls(url) if url else cls(memory_db_path(ecosystem))
+
+    @classmethod
+    def configured(cls, ecosystem: str | None, memory_url: str | None) -> MemoryStore:
+        """The store in force: ``LLM_MUX_MEMORY_URL``, else ``defaults.memory_url``, else
+        the ecosystem's own SQLite file."""
+        from llm_mux.memory.urls import configured_url
+
+        return cls.for_ecosystem(ecosystem, configured_url(memory_url))
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None on PostgreSQL."""
+        return getattr(self.database, "path", None)
+
+    @property
+    def location(self) -> str:
+        """The file path, or ``HOST:PORT/DB``: safe to show (never a password)."""
+        return self.database.label
 
     def __repr__(self) -> str:
-        return f"MemoryStore({str(self.path)!r})"
+        return f"MemoryStore({self.location!r})"
+
+    def session(self, action: str = _WRITE) -> AbstractContextManager[Session]:
+        """An open, migrated session (for the run ledger, which shares the database)."""
+        return self.database.session(action)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -223,12 +271,12 @@ class MemoryStore:
         if not len(payload):
             return StoreCounts()
         eco, now = ecosystem_key(ecosystem), utc_now()
-        with self._connection(_WRITE) as conn, self._errors(_WRITE), immediate_transaction(conn):
-            conn.executemany(_FACT_UPSERT, (_fact_row(eco, f, now) for f in payload.facts))
+        with self.session(_WRITE) as db, db.write():
+            db.run_many(_FACT_UPSERT, (_fact_row(eco, f, now) for f in payload.facts))
             rels = (_relationship_row(eco, r, now) for r in payload.relationships)
-            conn.executemany(_RELATIONSHIP_UPSERT, rels)
+            db.run_many(_RELATIONSHIP_UPSERT, rels)
             for entity in payload.entities:
-                _write_entity(conn, eco, entity, now)
+                _write_entity(db, eco, entity, now)
         return StoreCounts(len(payload.facts), len(payload.relationships), len(payload.entities))
 
     def store_text(self, text: str, *, ecosystem: str | None) -> StoreCounts:
@@ -254,14 +302,20 @@ class MemoryStore:
         ``steps`` is a summary (name → status, duration, error), not the step outputs.
         """
         run_id = run_id or uuid.uuid4().hex
-        finished = iso_utc(finished_at) if finished_at else utc_now()
-        steps_json = redact(json.dumps(redact_data(dict(steps or {})), default=str))
-        texts = (_safe_text(project or ""), _safe_text(workflow))
-        times = (iso_utc(started_at), finished, int(success), int(duration_ms))
-        error_text = _safe_text(error or "")
-        row = (run_id, ecosystem_key(ecosystem), *texts, *times, error_text, steps_json)
-        with self._connection(_WRITE) as conn, self._errors(_WRITE), immediate_transaction(conn):
-            conn.execute(_RUN_UPSERT, row)
+        row = {
+            "id": run_id,
+            "ecosystem": ecosystem_key(ecosystem),
+            "project": _safe_text(project or ""),
+            "workflow": _safe_text(workflow),
+            "started_at": iso_utc(started_at),
+            "finished_at": iso_utc(finished_at) if finished_at else utc_now(),
+            "success": int(success),
+            "duration_ms": int(duration_ms),
+            "error": _safe_text(error or ""),
+            "steps": redact(json.dumps(redact_data(dict(steps or {})), default=str)),
+        }
+        with self.session(_WRITE) as db, db.write():
+            db.run(_RUN_UPSERT, row)
         return run_id
 
     # -- reading -------------------------------------------------------------------------
@@ -342,7 +396,7 @@ class MemoryStore:
     async def record_run_async(self, **fields: Any) -> str:
         return await _in_thread(lambda: self.record_run(**fields))
 
-    # -- connections ---------------------------------------------------------------------
+    # -- listing ---------------------------------------------------------------------
 
     def _list(
         self,
@@ -353,79 +407,12 @@ class MemoryStore:
     ) -> list[Row]:
         if limit is not None and (isinstance(limit, bool) or limit < 0):
             raise StoreError(f"limit must be a non-negative integer, got {limit!r}")
-        if not self.path.exists():
+        if not self.database.exists():
             return []
         sql, params = _select(query, filters, None if search else limit)
-        with self._connection(_READ) as conn, self._errors(_READ):
-            cursor = conn.execute(sql, params)
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor]
+        with self.session(_READ) as db:
+            rows = db.rows(sql, params)
         return _search(rows, query.searched, search, limit) if search else rows
-
-    @contextmanager
-    def _connection(self, action: str) -> Iterator[sqlite3.Connection]:
-        """An open, migrated connection in WAL mode, closed on exit whatever happens."""
-        with self._errors(action):
-            identity = _ensure_file(self.path)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        try:
-            with self._errors(action):
-                if identity not in _PREPARED:
-                    retry_while_locked(lambda: prepare(conn), OPEN_DEADLINE_S)
-                    _PREPARED.add(identity)
-                conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Translate sqlite3 and OS errors into StoreError naming the database."""
-        try:
-            yield
-        except (sqlite3.Error, OSError, UnicodeError, ValueError) as exc:
-            raise StoreError(self._describe(exc, action), file=self.path) from exc
-
-    def _describe(self, exc: Exception, action: str) -> str:
-        text = str(exc)
-        if "file is not a database" in text:
-            return "not an SQLite database (the file was left untouched)"
-        if isinstance(exc, sqlite3.Error) and is_locked(exc):
-            text = f"locked by another process (waited {self.busy_timeout:g} s)"
-        nothing = "; nothing was written" if action == _WRITE else ""
-        return f"cannot {action} the memory database: {text}{nothing}"
-
-
-def _ensure_file(path: Path) -> tuple[int, int]:
-    """Create the file 0600 (and missing directories 0700) before SQLite opens it.
-
-    Returns the file's identity (device, inode) for the cache of prepared files.
-    """
-    _ensure_dir(path.parent)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        info = path.stat()
-        return info.st_dev, info.st_ino
-    try:
-        os.fchmod(fd, 0o600)
-        info = os.fstat(fd)
-    finally:
-        os.close(fd)
-    return info.st_dev, info.st_ino
-
-
-def _ensure_dir(directory: Path) -> None:
-    missing: list[Path] = []
-    while not directory.exists() and directory != directory.parent:
-        missing.append(directory)
-        directory = directory.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        path.chmod(0o700)
 
 
 def _safe_text(text: str) -> str:
@@ -433,46 +420,68 @@ def _safe_text(text: str) -> str:
     return redact(utf8_safe(text))
 
 
-def _fact_row(eco: str, fact: FactItem, now: str) -> tuple[Any, ...]:
-    texts = (fact.project, fact.fact, fact.source, fact.source_type, fact.category)
-    return (eco, *map(redact, texts), fact.confidence, now, now)
+def _fact_row(eco: str, fact: FactItem, now: str) -> Row:
+    return {
+        "ecosystem": eco,
+        "project": redact(fact.project),
+        "fact": redact(fact.fact),
+        "source": redact(fact.source),
+        "source_type": redact(fact.source_type),
+        "category": redact(fact.category),
+        "confidence": fact.confidence,
+        "now": now,
+    }
 
 
-def _relationship_row(eco: str, rel: RelationshipItem, now: str) -> tuple[Any, ...]:
-    texts = (rel.from_project, rel.to_project, rel.type, rel.evidence)
-    return (eco, *map(redact, texts), now, now)
+def _relationship_row(eco: str, rel: RelationshipItem, now: str) -> Row:
+    return {
+        "ecosystem": eco,
+        "from_project": redact(rel.from_project),
+        "to_project": redact(rel.to_project),
+        "type": redact(rel.type),
+        "evidence": redact(rel.evidence),
+        "now": now,
+    }
 
 
-def _write_entity(conn: sqlite3.Connection, eco: str, entity: EntityItem, now: str) -> None:
+def _write_entity(db: Session, eco: str, entity: EntityItem, now: str) -> None:
     """Move a changed ``properties`` value into the history, then upsert the entity."""
-    key = (eco, *map(redact, (entity.project, entity.entity_type, entity.entity_name)))
+    key = {
+        "project": entity.project,
+        "entity_type": entity.entity_type,
+        "entity_name": entity.entity_name,
+    }
     props = redact(json.dumps(redact_data(entity.properties), sort_keys=True, ensure_ascii=False))
-    conn.execute(_ENTITY_ARCHIVE, (now, *key, props))
-    extra = (redact(entity.source), redact(entity.source_type), entity.confidence, now, now)
-    conn.execute(_ENTITY_UPSERT, (*key, props, *extra))
+    row = {"ecosystem": eco, **_masked(key), "properties": props, "now": now}
+    db.run(_ENTITY_ARCHIVE, row)
+    extra = {"source": entity.source, "source_type": entity.source_type}
+    db.run(_ENTITY_UPSERT, {**row, **_masked(extra), "confidence": entity.confidence})
+
+
+def _masked(texts: Mapping[str, str]) -> dict[str, str]:
+    return {name: redact(text) for name, text in texts.items()}
 
 
 def _select(
     query: _Query, filters: Mapping[str, str | None], limit: int | None
-) -> tuple[str, list[Any]]:
+) -> tuple[str, dict[str, Any]]:
     clauses: list[str] = []
-    params: list[Any] = []
+    params: dict[str, Any] = {}
     for column, value in filters.items():
         if value is None:
             continue
         if column == "ecosystem":
             value = ecosystem_key(value)
+        params[column] = value
         if column == "project" and query is _RELATIONSHIPS:
-            clauses.append("(from_project = ? OR to_project = ?)")
-            params += [value, value]
-            continue
-        clauses.append(f"{column} = ?")
-        params.append(value)
+            clauses.append("(from_project = :project OR to_project = :project)")
+        else:
+            clauses.append(f"{column} = :{column}")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = f"SELECT {query.columns} FROM {query.table}{where} ORDER BY {query.order}"
     if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
+        sql += " LIMIT :limit"
+        params["limit"] = limit
     return sql, params
 
 

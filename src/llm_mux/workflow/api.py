@@ -6,16 +6,15 @@ reachable here; the CLI only adds rendering and exit codes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm_mux.errors import WorkflowError
 from llm_mux.workflow.model import Issue, Workflow, parse_workflow
 from llm_mux.workflow.runner import RunOptions
 from llm_mux.workflow.validate import Report, check
@@ -51,7 +50,6 @@ class Prepared:
         from llm_mux.workflow.context import resolve_args
 
         plan = self.report.raise_for_errors()
-        _check_kinds(self.workflow)
         return plan, resolve_args(self.workflow, args or {})
 
 
@@ -89,15 +87,27 @@ async def run_prepared(
     args: Mapping[str, str] | None = None,
     options: RunOptions | None = None,
 ) -> RunResult:
-    """Run a prepared workflow; raises :class:`WorkflowInvalid` (exit 2) before any step."""
+    """Run a prepared workflow; raises :class:`WorkflowInvalid` (exit 2) before any step.
+
+    Every run is recorded in the runs ledger of its memory database (``options.run_id``
+    names it); ``options.resume`` runs a recorded run again, reusing what it finished.
+    """
+    from dataclasses import replace
+
     from llm_mux.workflow.context import base_context
     from llm_mux.workflow.runner import Runner, Services
 
-    plan, values = prepared.runnable(args)
+    options = options or RunOptions()
     workflow = prepared.workflow
     config = prepared.config.with_roles(workflow.roles)
     detected, eco_context = _ecosystem(prepared)
-    memory = options.memory if options and options.memory is not None else _reader(detected)
+    store = _store(detected, config.defaults.memory_url)
+    resumed = await _resumed(store, workflow.name, options, args)
+    plan, values = prepared.runnable(resumed.args if resumed else args)
+    run_id = resumed.id if resumed else (options.run_id or _new_run_id())
+    journal = await _journal(prepared, config, store, run_id, values, detected, resumed)
+    options = replace(options, journal=journal)
+    memory = options.memory if options.memory is not None else _reader(detected, store)
     team = _team_value(prepared.team)
     base = base_context(workflow, values, team=team, ecosystem=eco_context, memory=memory)
     services = Services(
@@ -105,45 +115,88 @@ async def run_prepared(
         config=config,
         team=prepared.team,
         max_output=config.defaults.max_output_mb * MiB,
-        ask=options.ask if options else None,
+        ask=options.ask,
         ecosystem=detected,
-        listener=options.listener if options else None,
+        listener=options.listener,
     )
-    started = datetime.now(UTC)
-    result = await Runner(workflow, plan, services, base, options).run()
+    if journal is not None:
+        journal.start()
+    try:
+        result = await Runner(workflow, plan, services, base, options).run()
+    except BaseException:
+        if journal is not None:
+            journal.stop()
+        raise
     result.warnings = prepared.warnings
-    if detected is not None:
-        await _record_run(result, detected, started)
+    result.run_id = run_id
+    if journal is not None:
+        summary = {name: step.status for name, step in result.steps.items()}
+        await journal.finish(result.success, result.duration_ms, result.error, summary)
     return result
 
 
-def _reader(detected: Any) -> Any:
-    """The read-only ``memory`` template value for the run's ecosystem (``default`` outside)."""
-    from llm_mux.memory import MemoryReader, MemoryStore
-
-    name = getattr(detected, "name", None)
-    return MemoryReader(MemoryStore.for_ecosystem(name), name)
-
-
-async def _record_run(result: RunResult, detected: Any, started: datetime) -> None:
-    """Record a ``workflow_runs`` row for a run inside an ecosystem; never fails the run."""
-    from llm_mux.errors import StoreError
+def _store(detected: Any, memory_url: str | None) -> Any:
+    """The memory database of the run's ecosystem (``default`` outside any)."""
     from llm_mux.memory import MemoryStore
 
-    steps = {name: step.status for name, step in result.steps.items()}
-    try:
-        await MemoryStore.for_ecosystem(detected.name).record_run_async(
-            workflow=result.workflow,
-            success=result.success,
-            duration_ms=result.duration_ms,
-            started_at=started,
-            ecosystem=detected.name,
-            project=detected.project,
-            error=result.error,
-            steps=steps,
+    return MemoryStore.configured(getattr(detected, "name", None), memory_url)
+
+
+def _reader(detected: Any, store: Any) -> Any:
+    """The read-only ``memory`` template value for the run's ecosystem (``default`` outside)."""
+    from llm_mux.memory import MemoryReader
+
+    return MemoryReader(store, getattr(detected, "name", None))
+
+
+def _new_run_id() -> str:
+    from llm_mux.workflow.run_ids import new_run_id
+
+    return new_run_id()
+
+
+async def _resumed(
+    store: Any, workflow: str, options: RunOptions, args: Mapping[str, str] | None
+) -> Any:
+    """The recorded run ``options.resume`` names, or None for a fresh run."""
+    if not options.resume:
+        return None
+    from llm_mux.errors import UsageError
+    from llm_mux.workflow.run_ids import resumed_run
+
+    if args:
+        raise UsageError("--resume runs again with the recorded arguments; give no NAME=value")
+    return await asyncio.to_thread(resumed_run, store, workflow, options.resume)
+
+
+async def _journal(
+    prepared: Prepared,
+    config: Config,
+    store: Any,
+    run_id: str,
+    values: Mapping[str, str],
+    detected: Any,
+    resumed: Any,
+) -> Any:
+    """Claim the run in the ledger; None when it cannot be recorded (warned once)."""
+    from llm_mux.workflow.resume import resolved_backends
+    from llm_mux.workflow.run_ids import begin
+
+    workflow = prepared.workflow
+    backends = {s.name: resolved_backends(s, config, prepared.team) for s in workflow.steps}
+    return await asyncio.to_thread(
+        lambda: begin(
+            store,
+            workflow=workflow.name,
+            run_id=run_id,
+            args=values,
+            resuming=resumed is not None,
+            ecosystem=getattr(detected, "name", None),
+            project=getattr(detected, "project", None),
+            project_dir=prepared.project_dir,
+            backends=backends,
         )
-    except StoreError as exc:
-        result.warnings = [*result.warnings, f"could not record the run: {exc.message}"]
+    )
 
 
 async def arun_workflow(
@@ -194,18 +247,6 @@ def run_workflow(
             options=options,
         )
     )
-
-
-def _check_kinds(workflow: Workflow) -> None:
-    from llm_mux.workflow.steps import available
-
-    for step in workflow.steps:
-        if not available(step.type):
-            raise WorkflowError(
-                f"step type '{step.type}' is not available in this installation",
-                step=step.name,
-                file=workflow.path,
-            )
 
 
 def _team_value(team: Team | None) -> Any:

@@ -62,7 +62,9 @@ class Issue:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, so a command pays only
+    # for the tables and step kinds its files hold
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Arg(_Strict):
@@ -83,6 +85,7 @@ class Step(_Strict):
     """Fields every step has. Subclasses add their type's fields."""
 
     KIND: ClassVar[str] = ""
+    IMPLEMENTATION: ClassVar[str] = ""  # the module whose ``KIND`` runs this type of step
     TEMPLATES: ClassVar[tuple[str, ...]] = ()  # plain Jinja templates
     SHELL_TEMPLATES: ClassVar[tuple[str, ...]] = ()  # templates run by sh
 
@@ -113,6 +116,7 @@ class ShellStep(Step):
     """``type = "shell"``: run a command with ``sh -c`` in the project directory."""
 
     KIND = "shell"
+    IMPLEMENTATION = "llm_mux.workflow.steps.shell"
     SHELL_TEMPLATES = ("run",)
     run: str
 
@@ -121,6 +125,7 @@ class QueryStep(Step):
     """``type = "query"``: send a prompt to a role (or one backend)."""
 
     KIND = "query"
+    IMPLEMENTATION = "llm_mux.workflow.steps.query"
     TEMPLATES = ("prompt",)
     role: str | None = None
     backend: str | None = None
@@ -142,6 +147,7 @@ class ApplyStep(Step):
     """``type = "apply"``: apply edits from a step's output (or inline), then verify."""
 
     KIND = "apply"
+    IMPLEMENTATION = "llm_mux.workflow.steps.apply"
     TEMPLATES = ("verify_retry_prompt",)
     SHELL_TEMPLATES = ("verify",)
     source: str | None = None
@@ -168,6 +174,7 @@ class StoreStep(Step):
     """``type = "store"``: store the JSON held by the rendered prompt in memory."""
 
     KIND = "store"
+    IMPLEMENTATION = "llm_mux.workflow.steps.store"
     TEMPLATES = ("prompt",)
     prompt: str
 
@@ -176,12 +183,14 @@ class InputStep(Step):
     """``type = "input"``: ask the user; non-interactive runs take ``default``."""
 
     KIND = "input"
+    IMPLEMENTATION = "llm_mux.workflow.steps.input"
     TEMPLATES = ("prompt", "default")
     prompt: str
     options: list[str] = Field(default_factory=list)
     default: str | None = None
 
 
+# The one step-type registry: type name -> model (which names its implementation).
 STEP_MODELS: dict[str, type[Step]] = {
     m.KIND: m for m in (ShellStep, QueryStep, ApplyStep, StoreStep, InputStep)
 }

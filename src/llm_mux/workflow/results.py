@@ -85,6 +85,11 @@ class StepResult:
         return self.status == "skipped"
 
     @property
+    def resumed(self) -> bool:
+        """Taken from the recorded run by ``--resume`` instead of run again."""
+        return bool(self.extra.get("resumed", False))
+
+    @property
     def json(self) -> Any:
         """The output parsed as JSON (validated when the step had an output_schema), or None."""
         if self._json is _UNSET:
@@ -130,8 +135,8 @@ def skipped_result(name: str) -> StepResult:
     return StepResult(name, "skipped")
 
 
-def step_document(result: StepResult) -> dict[str, Any]:
-    """A step result as JSON-ready data."""
+def step_document(result: StepResult, *, parse: bool = True) -> dict[str, Any]:
+    """A step result as JSON-ready data (``parse=False``: ``json`` only if already known)."""
     data: dict[str, Any] = {
         "status": result.status,
         "output": result.output,
@@ -144,15 +149,15 @@ def step_document(result: StepResult) -> dict[str, Any]:
         "backends": list(result.backends),
         "exit_code": result.exit_code,
         "usage": result.usage,
-        "json": result.json,
-        "items": None if result.items is None else [_item_document(i) for i in result.items],
+        "json": result.json if parse or result._json is not _UNSET else None,
+        "items": None if result.items is None else [_item_document(i, parse) for i in result.items],
     }
     data.update(result.extra)
     return data
 
 
-def _item_document(result: StepResult) -> dict[str, Any]:
-    data = step_document(result)
+def _item_document(result: StepResult, parse: bool = True) -> dict[str, Any]:
+    data = step_document(result, parse=parse)
     data["item"] = _jsonable(result.item)
     return data
 
@@ -178,11 +183,13 @@ class RunResult:
     interrupted: int | None = None  # the signal number
     saved_to: Path | None = None
     warnings: Sequence[Any] = field(default_factory=list)
+    run_id: str | None = None  # the id the runs ledger knows it by
 
     def document(self) -> dict[str, Any]:
         """The one JSON document of ``--output json``."""
         return {
             "workflow": self.workflow,
+            "run_id": self.run_id,
             "success": self.success,
             "duration_ms": self.duration_ms,
             "output": self.output,

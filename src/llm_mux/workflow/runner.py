@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
@@ -31,18 +31,19 @@ from llm_mux.workflow.results import (
     set_request,
     skipped_result,
 )
-from llm_mux.workflow.steps import KindUnavailable, get_kind
+from llm_mux.workflow.steps import get_kind
 from llm_mux.workflow.steps.base import Ask, StepContext, StepFailed, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
+    from llm_mux.ecosystems import Detected
     from llm_mux.events import BackendEvent
+    from llm_mux.roles import Multiplexer
     from llm_mux.workflow.model import Step, Workflow
     from llm_mux.workflow.validate import Plan
 
 log = get_logger("workflow")
 _OUTPUT_GRACE_S = 1.0  # the least time the output template gets when a deadline applies
-StepState = Literal["running", "retrying", "done", "failed", "skipped", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class RunOptions:
     listener: Listener | None = None
     ask: Ask | None = None
     memory: Any = None  # the ``memory`` template value (the knowledge-base reader)
+    journal: Any = None  # the runs ledger of a recorded run (``workflow.resume.Journal``)
+    run_id: str | None = None  # the id to record the run under (default: a new one)
+    resume: str | None = None  # a recorded run to resume: its id, or ``last``
 
 
 @dataclass
@@ -84,13 +88,14 @@ class Services:
     team: Team | None
     max_output: int
     ask: Ask | None = None
-    ecosystem: Any = None
+    ecosystem: Detected | None = None
     listener: Listener | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-    _mux: Any = None
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    _mux: Multiplexer | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def multiplexer(self) -> Any:
+    async def multiplexer(self) -> Multiplexer:
         async with self._lock:
             if self._mux is None:
                 from llm_mux.roles import Multiplexer
@@ -98,7 +103,7 @@ class Services:
                 mux = Multiplexer(self.config, team=self.team, cwd=self.project_dir)
                 await mux.__aenter__()
                 self._mux = mux
-        return self._mux
+            return self._mux
 
     def backend_listener(
         self, step: str, item: int | None = None
@@ -112,6 +117,11 @@ class Services:
                 )
 
         return forward
+
+    def warn(self, step: str, message: str) -> None:
+        self.warnings.setdefault(step, []).append(message)
+        if self.listener is not None:
+            self.listener(StepEvent(step, "failed", 0, message))
 
     async def close(self) -> None:
         mux, self._mux = self._mux, None
@@ -136,6 +146,7 @@ class Runner:
         self.results: dict[str, StepResult] = {}
         self._started: dict[str, float] = {}
         self._stopped_by: StepResult | None = None
+        self._ran: set[str] = set()  # steps run this time (not taken from a recorded run)
         self._rendering: dict[str, str] = {}  # label -> template field being rendered
 
     # --- the run ---
@@ -189,12 +200,16 @@ class Runner:
                 continue
             if step.name in self._started:
                 result = StepResult(step.name, "cancelled")
-                result.error = f"cancelled: {reason}{self._rendering_note(step.name)}"
+                note = self._rendering_note(step.name)
+                result.error = "; ".join([f"cancelled: {reason}{note}", *self._warnings(step.name)])
                 result.duration_ms = _ms_since(self._started[step.name], now)
                 self._emit(step.name, "cancelled", result.duration_ms, result.error)
             else:
                 result = skipped_result(step.name)
             self.results[step.name] = result
+
+    def _warnings(self, step: str) -> list[str]:
+        return self.services.warnings.get(step, [])
 
     def _rendering_note(self, name: str) -> str:
         """`` while rendering its FIELD template`` when the step was stopped mid-render."""
@@ -252,6 +267,7 @@ class Runner:
         result = await self._execute(step, node)
         result.duration_ms = _ms_since(started)
         self.results[step.name] = result
+        self._record(step.name, result)
         state = {"success": "done"}.get(result.status, result.status)
         self._emit(step.name, state, result.duration_ms, result.error or "")
         log.debug("step %s: %s in %d ms", step.name, state, result.duration_ms)
@@ -259,6 +275,30 @@ class Runner:
             self._stopped_by = result
             return False
         return True
+
+    # --- resumed runs (see workflow.resume) ---
+
+    async def _reuse(
+        self, step: Step, context: Mapping[str, Any], item: int = -1
+    ) -> StepResult | None:
+        """A recorded result to reuse, unless a dependency ran again (then this step must)."""
+        journal = self.options.journal
+        if journal is None:
+            return None
+        fresh_inputs = any(name in self._ran for name in step.depends_on)
+        label = step.name if item < 0 else f"{step.name}[{item + 1}]"
+
+        def noting(field: str | None) -> None:
+            if field is None:
+                self._rendering.pop(label, None)
+            else:
+                self._rendering[label] = field
+
+        return await journal.reuse(step, context, item, allow=not fresh_inputs, noting=noting)  # type: ignore[no-any-return]
+
+    def _record(self, step: str, result: StepResult, item: int = -1) -> None:
+        if self.options.journal is not None:
+            self.options.journal.record(step, result, item)
 
     def _tolerates_failure(self, step: Step) -> bool:
         if step.continue_on_error is not None:
@@ -271,7 +311,6 @@ class Runner:
         try:
             if step.when is not None and not self._condition(step, context):
                 return skipped_result(step.name)
-            self._emit(step.name, "running", 0)
             return await self._bounded(step, context)
         except StepFailed as exc:
             return _failed(step.name, str(exc.message), exc.partial)
@@ -286,13 +325,23 @@ class Runner:
 
     async def _bounded(self, step: Step, context: dict[str, Any]) -> StepResult:
         if step.timeout is None:
-            return await self._body(step, context)
+            return await self._reused_or_run(step, context)
         try:
             async with asyncio.timeout(step.timeout / 1000):
-                return await self._body(step, context)
+                return await self._reused_or_run(step, context)
         except TimeoutError:
             note = self._rendering_note(step.name)
             raise StepFailed(f"timed out after {format_ms(step.timeout)}{note}") from None
+
+    async def _reused_or_run(self, step: Step, context: dict[str, Any]) -> StepResult:
+        """The recorded result of a resumed run, else the step run now. Hashing the step's
+        inputs renders its templates, so it counts against the step's timeout too."""
+        reused = await self._reuse(step, context)
+        if reused is not None:
+            return reused
+        self._ran.add(step.name)
+        self._emit(step.name, "running", 0)
+        return await self._body(step, context)
 
     async def _body(self, step: Step, context: dict[str, Any]) -> StepResult:
         if step.for_each is None:
@@ -302,7 +351,7 @@ class Runner:
     async def _attempts(
         self, step: Step, context: dict[str, Any], label: str, item: int | None
     ) -> StepResult:
-        kind = _kind(step)
+        kind = get_kind(step)
         failure = StepFailed("not run")
         for attempt in range(step.retries + 1):
             if attempt:
@@ -364,8 +413,12 @@ class Runner:
     ) -> StepResult:
         started = time.monotonic()
         item_context = with_item(context, items[index], index, len(items))
+        reused = await self._reuse(step, item_context, index)
+        if reused is not None:
+            return reused
         result = await self._attempts(step, item_context, label, index)
         result.duration_ms = _ms_since(started)
+        self._record(step.name, result, index)
         return result
 
     def _items(self, step: Step, context: Mapping[str, Any]) -> list[Any]:
@@ -394,13 +447,6 @@ class Runner:
     ) -> None:
         if self.options.listener is not None:
             self.options.listener(StepEvent(step, state, elapsed_ms, detail, None, item))
-
-
-def _kind(step: Step) -> Any:
-    try:
-        return get_kind(step.type)
-    except KindUnavailable as exc:
-        raise StepFailed(str(exc), retryable=False) from None
 
 
 def _succeeded(label: str, out: StepOutput) -> StepResult:

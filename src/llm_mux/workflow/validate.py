@@ -10,14 +10,14 @@ warnings for likely mistakes. A run starts only from a clean :class:`Report`, an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_mux.errors import LlmMuxError, WorkflowError, did_you_mean
 from llm_mux.workflow.dag import Graph
 from llm_mux.workflow.durations import format_ms, looks_like_ms
-from llm_mux.workflow.model import Issue, Locator, Step, Workflow
+from llm_mux.workflow.model import ApplyStep, Issue, Locator, Step, Workflow
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
@@ -191,9 +191,8 @@ class _Checker:
         for key, expr in (("if", step.when), ("for_each", step.for_each)):
             if expr is not None:
                 yield key, self._refs(expr, step.name, key, expression=True)
-        source = getattr(step, "source_step", None)
-        if isinstance(source, str):
-            yield "source", {source}
+        if isinstance(step, ApplyStep) and step.source_step is not None:
+            yield "source", {step.source_step}
 
     def _refs(self, text: str, step: str | None, key: str, *, expression: bool = False) -> set[str]:
         from llm_mux.templates import step_references
@@ -241,20 +240,20 @@ class _Checker:
             if expr is not None:
                 self._template_check(templates.check_expression, expr, step, key)
 
-    def _template_check(self, checker: object, text: str, step: Step | None, key: str) -> None:
+    def _template_check(
+        self, checker: Callable[..., object], text: str, step: Step | None, key: str
+    ) -> None:
         try:
-            checker(text, where=key)  # type: ignore[operator]
+            checker(text, where=key)
         except LlmMuxError as exc:
             self.add(exc.message, step, key)
 
     def _kind_checks(self, step: Step) -> None:
-        from llm_mux.workflow.steps import available, get_kind
+        from llm_mux.workflow.steps import get_kind
         from llm_mux.workflow.steps.base import CheckEnv
 
-        if not available(step.type):
-            return
         env = CheckEnv(self.workflow, self.config, self.team)
-        for key, problem in get_kind(step.type).check(step, env):
+        for key, problem in get_kind(step).check(step, env):
             self.add(problem, step, key)
 
     # --- header and config ---

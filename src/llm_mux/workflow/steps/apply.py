@@ -17,26 +17,24 @@ loop thread on purpose: a write is never left running in a thread after a cancel
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from llm_mux.errors import ApplyError, InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
-from llm_mux.secrets import redact
-from llm_mux.workflow.steps.apply_support import (
-    ERROR_TAIL,
-    ApplyState,
+from llm_mux.workflow.steps.apply_checks import check_apply
+from llm_mux.workflow.steps.apply_state import ERROR_TAIL, ApplyState
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
+from llm_mux.workflow.steps.verify import (
     VerifyCommand,
-    check_apply,
-    custom_retry_prompt,
+    VerifyResult,
     describe_exit,
+    retry_prompt,
     tail,
     verify_command,
 )
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
 
 if TYPE_CHECKING:
-    from llm_mux.apply import Edit, Transaction, VerifyResult
+    from llm_mux.apply import Edit, Transaction
     from llm_mux.workflow.model import ApplyStep, Step
     from llm_mux.workflow.results import QueryRequest, StepResult
 
@@ -55,11 +53,11 @@ def run_lock(services: Any) -> asyncio.Lock:
 class ApplyKind:
     """The apply step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
-        return check_apply(cast("ApplyStep", step), env)
+    def check(self, step: ApplyStep, env: CheckEnv) -> list[tuple[str, str]]:
+        return check_apply(step, env)
 
-    async def run(self, ctx: StepContext) -> StepOutput:
-        session = _Session(ctx, cast("ApplyStep", ctx.step))
+    async def run(self, ctx: StepContext[ApplyStep]) -> StepOutput:
+        session = _Session(ctx)
         try:
             return await session.run()
         except StepFailed:
@@ -74,8 +72,8 @@ class ApplyKind:
 class _Session:
     """One execution of an apply step: its attempts and what they did."""
 
-    def __init__(self, ctx: StepContext, step: ApplyStep) -> None:
-        self.ctx, self.step = ctx, step
+    def __init__(self, ctx: StepContext[ApplyStep]) -> None:
+        self.ctx, self.step = ctx, ctx.step
         self.state = ApplyState()
         self.lock = run_lock(ctx.services)
         self.answer = ""  # the text the current edits were parsed from
@@ -160,7 +158,10 @@ class _Session:
         except StepFailed as undo:
             if isinstance(exc, Exception):
                 raise undo from exc
-            sys.stderr.write(f"llm-mux: step '{self.ctx.label}': {redact(undo.message)}\n")
+            name, label = self.ctx.step.name, self.ctx.label
+            self.ctx.services.warn(
+                name, undo.message if label == name else f"{label}: {undo.message}"
+            )
 
     def _verify_failed(self, result: VerifyResult) -> StepFailed:
         attempts = self.state.attempts
@@ -232,12 +233,8 @@ class _Session:
         return self._parse(self.answer)
 
     async def _retry_prompt(self, original: str, verify_output: str) -> str:
-        from llm_mux.apply import retry_prompt
-
         template = self.step.verify_retry_prompt
-        if template is None:
-            return retry_prompt(original, self.answer, verify_output, None)
-        return await custom_retry_prompt(self.ctx, template, original, self.answer, verify_output)
+        return await retry_prompt(self.ctx, template, original, self.answer, verify_output)
 
     async def _ask(self, request: QueryRequest, prompt: str) -> str:
         services = self.ctx.services
@@ -248,6 +245,7 @@ class _Session:
             if request.role is not None:
                 result = await mux.call_role(request.role, prompt, listener=listener)
             else:
+                assert request.backend is not None  # a query names a role or a backend
                 result = await mux.call_backend(request.backend, prompt, listener=listener)
         except LlmMuxError as exc:
             who = f"role '{request.role}'" if request.role else f"backend '{request.backend}'"
@@ -264,9 +262,9 @@ def _undone(state: ApplyState) -> str:
     return "the edits were kept (rollback_on_failure = false)"
 
 
-def _item_of(ctx: StepContext) -> int | None:
+def _item_of(ctx: StepContext[Step]) -> int | None:
     loop = ctx.context.get("loop")
     return loop.get("index0") if isinstance(loop, dict) else None
 
 
-KIND = ApplyKind()
+KIND: StepKind[ApplyStep] = ApplyKind()

@@ -11,17 +11,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from llm_mux.errors import StepError
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
+    from llm_mux.ecosystems import Detected
     from llm_mux.events import BackendEvent
+    from llm_mux.roles import Multiplexer
     from llm_mux.workflow.model import Step, Workflow
     from llm_mux.workflow.results import QueryRequest, StepResult
 
 T = TypeVar("T")
+S_co = TypeVar("S_co", bound="Step", covariant=True)
+S_contra = TypeVar("S_contra", bound="Step", contravariant=True)
 Ask = Callable[[str, Sequence[str], str | None], Awaitable[str | None]]
 """Ask the user (prompt, options, default) → answer; None when the run is not interactive."""
 
@@ -73,10 +77,10 @@ class Services(Protocol):
     team: Team | None
     max_output: int  # bytes, from defaults.max_output_mb
     ask: Ask | None
-    ecosystem: Any  # the detected ecosystem (llm_mux.ecosystems.Detected) or None
+    ecosystem: Detected | None  # the detected (or forced) ecosystem
     extras: dict[str, Any]  # per-run state a step kind may keep (e.g. an apply lock)
 
-    async def multiplexer(self) -> Any:
+    async def multiplexer(self) -> Multiplexer:
         """The run's one Multiplexer (created on first use, closed when the run ends)."""
         ...
 
@@ -86,12 +90,17 @@ class Services(Protocol):
         """A listener that reports a step's backend events to the renderer."""
         ...
 
+    def warn(self, step: str, message: str) -> None:
+        """Report a failure that cannot be raised (the step is being cancelled): it goes to
+        the renderer at once and into the step's result."""
+        ...
 
-@dataclass
-class StepContext:
+
+@dataclass(frozen=True)
+class StepContext(Generic[S_co]):
     """One execution of one step: its model, its template context, the run's services."""
 
-    step: Step
+    step: S_co
     workflow: Workflow
     services: Services
     context: dict[str, Any]
@@ -137,13 +146,13 @@ class StepContext:
         return result
 
 
-class StepKind(Protocol):
-    """A step type: a static check and one execution."""
+class StepKind(Protocol[S_contra]):
+    """A step type over its model: a static check and one execution."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+    def check(self, step: S_contra, env: CheckEnv) -> list[tuple[str, str]]:
         """Problems ``validate`` reports for this step, as (field, message) pairs."""
         ...
 
-    async def run(self, ctx: StepContext) -> StepOutput:
+    async def run(self, ctx: StepContext[S_contra]) -> StepOutput:
         """Execute once; raise :class:`StepFailed` on failure."""
         ...

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 
 if TYPE_CHECKING:
-    from llm_mux.workflow.model import InputStep, Step
+    from llm_mux.workflow.model import InputStep
 
 
 class InputKind:
     """The input step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
-        ask: InputStep = step  # type: ignore[assignment]
+    def check(self, ask: InputStep, env: CheckEnv) -> list[tuple[str, str]]:
         fixed = ask.default is not None and "{" not in ask.default
         if fixed and ask.options and ask.default not in ask.options:
             options = ", ".join(repr(o) for o in ask.options)
@@ -28,8 +27,8 @@ class InputKind:
             return [("options", "options must not repeat")]
         return []
 
-    async def run(self, ctx: StepContext) -> StepOutput:
-        step: InputStep = ctx.step  # type: ignore[assignment]
+    async def run(self, ctx: StepContext[InputStep]) -> StepOutput:
+        step = ctx.step
         prompt = await ctx.render(step.prompt, "prompt")
         default = None if step.default is None else await ctx.render(step.default, "default")
         ask = ctx.services.ask
@@ -53,4 +52,4 @@ def _non_interactive(label: str, default: str | None) -> str:
     return default
 
 
-KIND = InputKind()
+KIND: StepKind[InputStep] = InputKind()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import did_you_mean
 from llm_mux.workflow.results import QueryRequest
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.workflow.model import QueryStep, Step
@@ -62,8 +62,7 @@ def validate_answer(text: str, schema: dict[str, Any]) -> Any:
 class QueryKind:
     """The query step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
-        query: QueryStep = step  # type: ignore[assignment]
+    def check(self, query: QueryStep, env: CheckEnv) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if query.backend is not None and query.backend not in env.config.backends:
             problems.append(("backend", _unknown("backend", query.backend, env.config.backends)))
@@ -75,8 +74,8 @@ class QueryKind:
                 problems.append(("output_schema", problem))
         return problems
 
-    async def run(self, ctx: StepContext) -> StepOutput:
-        step: QueryStep = ctx.step  # type: ignore[assignment]
+    async def run(self, ctx: StepContext[QueryStep]) -> StepOutput:
+        step = ctx.step
         prompt = await ctx.render(step.prompt, "prompt")
         mux = await ctx.services.multiplexer()
         listener = ctx.services.backend_listener(ctx.step.name, _item_of(ctx))
@@ -89,6 +88,7 @@ class QueryKind:
                 listener=listener,
             )
         else:
+            assert step.backend is not None  # the model holds exactly one of role and backend
             result = await mux.call_backend(step.backend, prompt, listener=listener)
         return _output(step, result, QueryRequest(prompt, step.role, step.backend))
 
@@ -144,7 +144,7 @@ def _plain_output(result: Any, request: QueryRequest) -> StepOutput:
     )
 
 
-def _item_of(ctx: StepContext) -> int | None:
+def _item_of(ctx: StepContext[Step]) -> int | None:
     loop = ctx.context.get("loop")
     return loop.get("index0") if isinstance(loop, dict) else None
 
@@ -183,4 +183,4 @@ def _role_problems(step: QueryStep, env: CheckEnv) -> list[tuple[str, str]]:
     return []
 
 
-KIND = QueryKind()
+KIND: StepKind[QueryStep] = QueryKind()

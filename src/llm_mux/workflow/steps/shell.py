@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING
 
 from llm_mux.errors import LlmMuxError
 from llm_mux.process import ProcessOutcome, ProcessRequest, run_process
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.templates import ShellScript
-    from llm_mux.workflow.model import Step
+    from llm_mux.workflow.model import ShellStep, Step
 
 _NEWLINES = b"\r\n"
-_JINJA_MARKERS = ("{{", "{%", "{#")
 
 
 def stdout_text(data: bytes) -> str:
@@ -43,11 +42,11 @@ def wrap(argv: tuple[str, ...], wrapper: str | None) -> tuple[str, ...]:
     return (*shlex.split(wrapper), shlex.join(argv))
 
 
-async def prepare(ctx: StepContext, template: str, field_name: str) -> ShellScript:
+async def prepare(ctx: StepContext[Step], template: str, field_name: str) -> ShellScript:
     """Render a shell template of the step; a NUL byte in a value names the step."""
-    from llm_mux.templates import ShellScript, prepare_shell
+    from llm_mux.templates import ShellScript, is_plain, prepare_shell
 
-    if any(marker in template for marker in _JINJA_MARKERS):
+    if not is_plain(template):
         where = ctx.where(field_name)
         script = await ctx.off_loop(
             field_name,
@@ -66,7 +65,7 @@ async def prepare(ctx: StepContext, template: str, field_name: str) -> ShellScri
     return script
 
 
-async def run_script(ctx: StepContext, script: ShellScript) -> ProcessOutcome:
+async def run_script(ctx: StepContext[Step], script: ShellScript) -> ProcessOutcome:
     """Run a prepared script in the project directory through the one process runner."""
     services = ctx.services
     argv = wrap(script.argv(), services.config.defaults.command_wrapper)
@@ -87,12 +86,11 @@ async def run_script(ctx: StepContext, script: ShellScript) -> ProcessOutcome:
 class ShellKind:
     """The shell step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+    def check(self, step: ShellStep, env: CheckEnv) -> list[tuple[str, str]]:
         return []  # the run template is checked generically (check_shell_template)
 
-    async def run(self, ctx: StepContext) -> StepOutput:
-        run = getattr(ctx.step, "run", "")
-        with await prepare(ctx, run, "run") as script:
+    async def run(self, ctx: StepContext[ShellStep]) -> StepOutput:
+        with await prepare(ctx, ctx.step.run, "run") as script:
             outcome = await run_script(ctx, script)
         output = StepOutput(output=stdout_text(outcome.stdout), exit_code=outcome.exit_code)
         if outcome.exit_code != 0:
@@ -107,4 +105,4 @@ def _exit_message(outcome: ProcessOutcome) -> str:
     return f"command {reason}" + (f": {tail}" if tail else "")
 
 
-KIND = ShellKind()
+KIND: StepKind[ShellStep] = ShellKind()

@@ -10,32 +10,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llm_mux.errors import StoreError
-from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepOutput
+from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 
 if TYPE_CHECKING:
     from llm_mux.workflow.model import Step, StoreStep
 
 
-def ecosystem_name(ctx: StepContext) -> str | None:
+def ecosystem_name(ctx: StepContext[Step]) -> str | None:
     """The detected (or forced) ecosystem of this run, if any."""
-    detected = getattr(ctx.services, "ecosystem", None)
-    return getattr(detected, "name", None)
+    detected = ctx.services.ecosystem
+    return detected.name if detected is not None else None
 
 
 class StoreKind:
     """The store step kind."""
 
-    def check(self, step: Step, env: CheckEnv) -> list[tuple[str, str]]:
+    def check(self, step: StoreStep, env: CheckEnv) -> list[tuple[str, str]]:
         return []
 
-    async def run(self, ctx: StepContext) -> StepOutput:
+    async def run(self, ctx: StepContext[StoreStep]) -> StepOutput:
         from llm_mux.memory import MemoryStore
         from llm_mux.memory.cancel import run_cancellable
 
-        step: StoreStep = ctx.step  # type: ignore[assignment]
+        step = ctx.step
         text = await ctx.render(step.prompt, "prompt")
         ecosystem = ecosystem_name(ctx)
-        store = MemoryStore.for_ecosystem(ecosystem)
+        store = MemoryStore.configured(ecosystem, ctx.services.config.defaults.memory_url)
         try:  # interrupted: stored nothing (cancelled) or everything (done), never a mix
             counts = await run_cancellable(lambda: store.store_text(text, ecosystem=ecosystem))
         except StoreError as exc:
@@ -44,9 +44,9 @@ class StoreKind:
             "facts": counts.facts,
             "relationships": counts.relationships,
             "entities": counts.entities,
-            "database": str(store.path),
+            "database": store.location,
         }
         return StepOutput(output=f"stored {counts}", json=summary, has_json=True)
 
 
-KIND = StoreKind()
+KIND: StepKind[StoreStep] = StoreKind()

@@ -1,4 +1,4 @@
-"""What ``llm-mux init`` finds on this machine, and the starter config it writes.
+"""What this machine offers as backends, found for ``llm-mux init``.
 
 Detection is read-only and quick: agent CLIs on PATH, local model servers answering on
 loopback (probed concurrently with short timeouts), API keys present in the environment
@@ -8,7 +8,6 @@ loopback (probed concurrently with short timeouts), API keys present in the envi
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -197,58 +196,7 @@ async def detect_servers(environ: dict[str, str]) -> list[Found]:
 
 async def detect(environ: dict[str, str] | None = None, path: str | None = None) -> Detection:
     env = dict(os.environ if environ is None else environ)
+    local_servers(env)  # a malformed list fails before any CLI is started
     servers, clis = await asyncio.gather(detect_servers(env), detect_clis(path))
     found = detect_local_model() + clis + servers + detect_keys(env)
     return Detection(found)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _table(header: str, values: dict[str, Any], comment: str = "") -> str:
-    lines = [f"# {comment}"] if comment else []
-    lines.append(f"[{header}]")
-    lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
-    return "\n".join(lines)
-
-
-def propose_roles(detection: Detection) -> dict[str, dict[str, Any]]:
-    """``analyzer`` in parallel over what exists, ``quick`` first-fastest, a ``fallback`` chain."""
-    names = detection.names()
-    if not names:
-        return {}
-    by_speed = [f.name for f in sorted(detection.backends, key=lambda f: f.speed)]
-    return {
-        "analyzer": {
-            "description": "Independent opinions from several backends at once",
-            "backends": names[:3],
-            "execution": "parallel",
-        },
-        "quick": {"description": "Fast answers", "backends": by_speed, "execution": "first"},
-        "fallback": {
-            "description": "Try each backend in order until one answers",
-            "backends": names,
-            "execution": "fallback",
-        },
-    }
-
-
-def render_config(detection: Detection) -> str:
-    """The starter config as TOML text, with a comment saying why each backend is there."""
-    parts = ["# llm-mux configuration written by `llm-mux init`. See `llm-mux --help`."]
-    if not detection.backends:
-        parts.append(
-            "# No agent CLI, local server or API key was found. A mock backend lets you\n"
-            "# try workflows offline; replace it with a real one when you have it."
-        )
-        detection = Detection([Found("mock", {"type": "mock", "echo": True}, "offline stand-in")])
-    for found in detection.backends:
-        parts.append(_table(f"backends.{found.name}", found.table, found.reason))
-    for name, role in propose_roles(detection).items():
-        parts.append(_table(f"roles.{name}", role))
-    return "\n\n".join(parts) + "\n"
