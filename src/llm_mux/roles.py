@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -205,6 +206,10 @@ class Multiplexer:
             update["min_success"] = override.min_success
         return role.model_copy(update=update)
 
+    def slot(self, backend: str) -> AbstractAsyncContextManager[Any]:
+        """A limiter slot for one request to ``backend`` (waits while limits are reached)."""
+        return self._limiter.slot(backend)
+
     def backend(self, name: str) -> Backend:
         """The built backend ``name``, built once per run."""
         if name not in self._backends:
@@ -220,12 +225,14 @@ class Multiplexer:
         min_success: int | None = None,
         listener: Listener | None = None,
         system: str | None = None,
+        request: Request | None = None,
     ) -> RoleResult:
-        """Send ``prompt`` to ``role``; raise :class:`RoleFailed` when the role fails."""
+        """Send ``prompt`` to ``role``; raise :class:`RoleFailed` when the role fails.
+        ``request``, when given, is the whole request (a conversation) instead."""
         spec = self.resolve_role(role)
         execution = "parallel" if parallel else spec.execution
         needed = min_success if min_success is not None else spec.min_success
-        call = _RoleCall(self, "role", role, execution, needed, prompt, system, listener)
+        call = _RoleCall(self, "role", role, execution, needed, prompt, system, listener, request)
         return await call.run(list(spec.backends))
 
     async def call_backend(
@@ -235,13 +242,25 @@ class Multiplexer:
         *,
         listener: Listener | None = None,
         system: str | None = None,
+        request: Request | None = None,
     ) -> RoleResult:
         """Send ``prompt`` to one backend, as a role of one; raise RoleFailed on failure."""
-        call = _RoleCall(self, "backend", backend, "first", 1, prompt, system, listener)
+        call = _RoleCall(self, "backend", backend, "first", 1, prompt, system, listener, request)
         return await call.run([backend])
 
+    def request(self, prompt: str, system: str | None, template: Request | None) -> Request:
+        """The request one backend gets: ``template`` (a conversation) or the bare prompt."""
+        if template is not None:
+            return replace(template, cwd=self.cwd)
+        return Request(prompt, cwd=self.cwd, system=system)
+
     async def call_one(
-        self, name: str, prompt: str, system: str | None, notify: Listener
+        self,
+        name: str,
+        prompt: str,
+        system: str | None,
+        notify: Listener,
+        template: Request | None = None,
     ) -> BackendOutcome:
         """One backend, with limiter and retries; failures become the outcome's error."""
         started = time.monotonic()
@@ -260,7 +279,7 @@ class Multiplexer:
             prepare = getattr(backend, "prepare", None)
             if prepare is not None:
                 prepare()  # before the limiter: a paced request goes out when admitted
-            request = Request(prompt, cwd=self.cwd, system=system)
+            request = self.request(prompt, system, template)
 
             async def attempt() -> Response:
                 emit("waiting")
@@ -309,6 +328,7 @@ class _RoleCall:
     prompt: str
     system: str | None
     listener: Listener | None
+    request: Request | None = None
 
     async def run(self, names: list[str]) -> RoleResult:
         for name in names:
@@ -330,7 +350,7 @@ class _RoleCall:
         return self.mux.config.backend(name).enabled
 
     async def _call(self, name: str, notify: Listener) -> BackendOutcome:
-        return await self.mux.call_one(name, self.prompt, self.system, notify)
+        return await self.mux.call_one(name, self.prompt, self.system, notify, self.request)
 
     async def _first(
         self, names: list[str], skipped: dict[str, str], notify: Listener

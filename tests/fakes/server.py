@@ -39,6 +39,8 @@ class Reply:
     drop: bool = False  # close the connection without an answer
     cut: bool = False  # stream: close the connection before the stream's end marker
     content_type: str = "application/json"
+    gate: threading.Event | None = None  # streams: hold the rest after the first piece
+    cut_early: bool = False  # streams: close the connection after the first piece
 
 
 def answer(text: str | None = None, *, delay: float = 0.0) -> Reply:
@@ -263,9 +265,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if reply.cut:
             lines = lines[:-1]
-        for line in lines:
+        for number, line in enumerate(lines):
             self.wfile.write(line.encode())
             self.wfile.flush()
+            if number == 0 and reply.cut_early:
+                return self._drop()
+            if number == 0 and reply.gate is not None:
+                reply.gate.wait(HANG_LIMIT)
         self.close_connection = True
 
 

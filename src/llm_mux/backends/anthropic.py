@@ -7,9 +7,10 @@ to 4096. With ``stream = true`` the server-sent events are accumulated.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from llm_mux.backends.base import Request, Usage
+from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error, truncated
 
 if TYPE_CHECKING:
@@ -36,14 +37,17 @@ class AnthropicBackend(HttpBackend):
     def body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.cfg.model,
-            "max_tokens": self.cfg.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": [{"role": "user", "content": request.prompt}],
+            "max_tokens": self.max_tokens(request) or DEFAULT_MAX_TOKENS,
+            "messages": [{"role": m.role, "content": m.content} for m in request.turns()],
         }
         system = self.system(request)
         if system:
             body["system"] = system
-        if self.cfg.temperature is not None:
-            body["temperature"] = self.cfg.temperature
+        temperature = self.temperature(request)
+        if temperature is not None:
+            body["temperature"] = temperature
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
         if self.cfg.stream:
             body["stream"] = True
         return merge(body, self.cfg.params)
@@ -55,10 +59,9 @@ class AnthropicBackend(HttpBackend):
         text = "".join(b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text")
         return text, _usage(data.get("usage"))
 
-    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
         import httpx2 as httpx
 
-        parts: list[str] = []
         tokens_in = tokens_out = None
         size = 0
         async for event in httpx.EventSource(response):
@@ -79,12 +82,12 @@ class AnthropicBackend(HttpBackend):
                 size += len(piece)
                 if size > self._max_bytes:
                     raise self.too_large()
-                parts.append(piece)
+                if piece:
+                    yield Delta(piece)
             elif kind == "message_stop":
-                break
-        else:
-            raise truncated(response, "message_stop", backend=self.name)
-        return "".join(parts), Usage(tokens_in, tokens_out)
+                yield Delta("", Usage(tokens_in, tokens_out))
+                return
+        raise truncated(response, "message_stop", backend=self.name)
 
 
 _INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")

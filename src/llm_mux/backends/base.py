@@ -8,6 +8,7 @@ taxonomy. Retries, limits and timeouts wrap a backend from outside (see ``retry.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -39,13 +40,42 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Message:
+    """One turn of a conversation: ``role`` is ``user`` or ``assistant``."""
+
+    role: str
+    content: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Request:
-    """One prompt for one backend call."""
+    """One prompt for one backend call.
+
+    ``messages`` holds the conversation when there is one (HTTP and local backends send it
+    natively); ``prompt`` is always the single text CLI and mock backends take. The
+    generation settings override the backend's own when set.
+    """
 
     prompt: str = field(repr=False)
     cwd: Path | None = None
     timeout: float | None = None  # seconds for the whole call; None = the backend's own
     system: str | None = None  # overrides the backend's configured system prompt
+    messages: tuple[Message, ...] = field(default=(), repr=False)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stop: tuple[str, ...] = ()
+
+    def turns(self) -> tuple[Message, ...]:
+        """The conversation's turns: ``messages``, or the prompt as one user message."""
+        return self.messages or (Message("user", self.prompt),)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of an answer as it arrives; the last one of a stream may carry the usage."""
+
+    text: str = field(default="", repr=False)
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True)
@@ -72,3 +102,15 @@ class Backend(Protocol):
     async def check(self) -> str:
         """Check availability without spending tokens; return a detail, raise when unavailable."""
         ...
+
+
+async def deltas(backend: Backend, request: Request) -> AsyncGenerator[Delta, None]:
+    """The answer as it arrives: the backend's own ``stream`` (backends that can stream
+    offer one), else the whole answer as one delta. Like ``complete``, one attempt."""
+    stream = getattr(backend, "stream", None)
+    if stream is not None:
+        async for delta in stream(request):
+            yield delta
+        return
+    response = await backend.complete(request)
+    yield Delta(response.text, response.usage)

@@ -12,12 +12,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from llm_mux.backends.base import Request, Response, Usage
+from llm_mux.backends.base import Delta, Request, Response, Usage
 from llm_mux.backends.patterns import AUTH
 from llm_mux.backends.retry import parse_retry_after
 from llm_mux.config.expand import expand
@@ -246,6 +247,12 @@ def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
     return [*messages, {"role": "user", "content": prompt}]
 
 
+def request_messages(request: Request, system: str | None) -> list[dict[str, str]]:
+    """OpenAI-style messages: an optional system message, then the request's turns."""
+    messages = [{"role": "system", "content": system}] if system else []
+    return [*messages, *({"role": m.role, "content": m.content} for m in request.turns())]
+
+
 # -- the skeleton of every HTTP backend -------------------------------------------------
 
 
@@ -295,8 +302,18 @@ class HttpBackend:
         """(text, usage) from the decoded JSON; KeyError/IndexError/TypeError = not understood."""
         raise NotImplementedError
 
-    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+    def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+        """The deltas of a streamed answer, as they arrive."""
         raise NotImplementedError
+
+    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+        """A streamed answer accumulated: (text, usage)."""
+        parts: list[str] = []
+        usage: Usage | None = None
+        async for delta in self.iter_stream(response):
+            parts.append(delta.text)
+            usage = delta.usage or usage
+        return "".join(parts), usage
 
     # the call ----------------------------------------------------------------------------
 
@@ -328,6 +345,12 @@ class HttpBackend:
 
     def timeout(self, request: Request) -> float:
         return float(request.timeout or self.cfg.timeout or self.defaults.timeout)
+
+    def max_tokens(self, request: Request) -> int | None:
+        return request.max_tokens if request.max_tokens is not None else self.cfg.max_tokens
+
+    def temperature(self, request: Request) -> float | None:
+        return request.temperature if request.temperature is not None else self.cfg.temperature
 
     @property
     def _owner(self) -> str:
@@ -364,6 +387,64 @@ class HttpBackend:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise translate(exc, backend=self.name, url=url) from exc
         return Response(text, self.name, _ms_since(started), usage)
+
+    async def stream(self, request: Request) -> AsyncIterator[Delta]:
+        """One attempt yielding the answer as it arrives (with ``stream = true``; otherwise
+        the whole answer as one delta). The caller bounds the time it waits."""
+        if not self.cfg.stream:
+            response = await self.complete(request)
+            yield Delta(response.text, response.usage)
+            return
+        import httpx2 as httpx
+
+        target = self._target or self._resolve()
+        try:
+            async with self._open(target, self.body(request), self.timeout(request)) as resp:
+                if not resp.headers.get("content-type", "").startswith(self.stream_type):
+                    text, usage = self._understand(await self._read(resp))
+                    yield Delta(text, usage)
+                    return
+                async for delta in self._iter_stream(resp):
+                    yield delta
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise translate(exc, backend=self.name, url=target.url) from exc
+
+    @asynccontextmanager
+    async def _open(
+        self, target: _Target, body: dict[str, Any], timeout: float
+    ) -> AsyncIterator[httpx.Response]:
+        """The streamed response to ``body`` with a 2xx status; an error class otherwise."""
+        client = self._client.get()
+        request = client.build_request(
+            "POST",
+            target.send_to,
+            json=body,
+            headers=target.headers,
+            timeout=timeout,
+            extensions=self._pool,
+        )
+        resp = await client.send(request, stream=True)
+        try:
+            if not 200 <= resp.status_code < 300:
+                raw = await self._read(resp)
+                raise status_error(
+                    resp.status_code,
+                    backend=self.name,
+                    headers=resp.headers,
+                    body=raw,
+                    url=target.url,
+                )
+            yield resp
+        finally:
+            await resp.aclose()
+
+    async def _iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+        try:
+            async for delta in self.iter_stream(response):
+                yield delta
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            message = f"malformed stream from {safe_url(str(response.url))}: {exc}"
+            raise ParseError(_shorten(message, QUOTE_LIMIT), backend=self.name) from None
 
     def _resolve(self) -> _Target:
         """URL and headers, expanded once per run: the environment does not change."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from llm_mux.backends.base import Request, Response, Usage
+from llm_mux.backends.base import Delta, Request, Response, Usage
 from llm_mux.backends.local_model import (
     Generation,
     LocalModelError,
@@ -72,6 +73,17 @@ class LocalBackend:
         log.debug("%s: %s tokens in %d ms", self.name, answer.output_tokens, response.duration_ms)
         return response
 
+    async def stream(self, request: Request) -> AsyncIterator[Delta]:
+        """The answer token by token; the caller bounds the time it waits."""
+        try:
+            model = await obtain(self.model_key())
+            async for piece, final in model.stream(self.request_body(request)):
+                usage = None if final is None else Usage(final.input_tokens, final.output_tokens)
+                if piece or usage is not None:
+                    yield Delta(piece, usage)
+        except LocalModelError as exc:
+            raise self._translate(exc) from exc
+
     async def check(self) -> str:
         """Load the model (if not yet loaded) and describe it; raise when it cannot load."""
         try:
@@ -94,13 +106,16 @@ class LocalBackend:
         """The OpenAI-style chat request llama.cpp takes."""
         system = request.system if request.system is not None else self._cfg.system
         messages = [{"role": "system", "content": _clean(system)}] if system else []
-        messages.append({"role": "user", "content": _clean(request.prompt)})
-        temperature = self._cfg.temperature
-        return {
+        messages += [{"role": m.role, "content": _clean(m.content)} for m in request.turns()]
+        temperature = _first(request.temperature, self._cfg.temperature, DEFAULT_TEMPERATURE)
+        body: dict[str, Any] = {
             "messages": messages,
-            "max_tokens": self._cfg.max_tokens or DEFAULT_MAX_TOKENS,
-            "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
+            "max_tokens": request.max_tokens or self._cfg.max_tokens or DEFAULT_MAX_TOKENS,
+            "temperature": temperature,
         }
+        if request.stop:
+            body["stop"] = list(request.stop)
+        return body
 
     def _response(self, answer: Generation, started: float) -> Response:
         usage = Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens)
@@ -114,6 +129,10 @@ class LocalBackend:
         if exc.kind == "unavailable":  # a missing package or file: retrying cannot help
             return Unavailable(exc.message, backend=self.name, hint=hint, not_found=True)
         return _ERRORS[exc.kind](exc.message, backend=self.name, hint=hint)
+
+
+def _first(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
 
 
 def _clean(text: str) -> str:

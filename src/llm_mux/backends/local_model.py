@@ -154,6 +154,24 @@ def parse_answer(raw: bytes) -> Generation:
         raise _not_understood(raw.decode(errors="replace")) from exc
 
 
+def _stream_piece(data: str) -> tuple[str, Generation | None]:
+    """(text, final usage or None) of one ``chat.completion.chunk`` event."""
+    try:
+        chunk = json.loads(data)
+        if "error" in chunk:
+            raise request_error(chunk["error"])
+        choices = chunk.get("choices") or []
+        piece = str((choices[0].get("delta") or {}).get("content") or "") if choices else ""
+        usage = chunk.get("usage")
+        if not isinstance(usage, dict):
+            return piece, None
+        finish = str(choices[0].get("finish_reason")) if choices else "stop"
+        final = Generation("", usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)
+        return piece, final
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        raise _not_understood(data) from exc
+
+
 def _not_understood(what: str) -> LocalModelError:
     return LocalModelError(f"llama.cpp answer not understood: {what[:500]!r}", "parse")
 
@@ -215,6 +233,30 @@ class LocalModel:
         if status != 200:
             raise request_error(_error_body(raw))
         return parse_answer(raw)
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[tuple[str, Generation | None]]:
+        """The answer's pieces as llama.cpp produces them; the last carries the usage.
+        Leaving early (cancelled, or the caller stops reading) cancels it in llama.cpp."""
+        import httpx2 as httpx
+
+        if self._server is None:
+            raise LocalModelError(f"{self.name} was shut down", "server")
+        request = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        limits = httpx.Timeout(None, connect=10.0)
+        async with self._slot():
+            try:
+                async with (
+                    httpx.AsyncClient(timeout=limits, verify=False, trust_env=False) as client,
+                    client.stream("POST", self._url, json=request, headers=self._headers) as resp,
+                ):
+                    if resp.status_code != 200:
+                        raise request_error(_error_body(await resp.aread()))
+                    async for event in httpx.EventSource(resp):
+                        if event.data.strip() == "[DONE]":
+                            return
+                        yield _stream_piece(event.data)
+            except httpx.TransportError as exc:
+                raise LocalModelError(f"llama.cpp connection failed: {exc!r}", "server") from exc
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:

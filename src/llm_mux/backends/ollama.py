@@ -7,14 +7,15 @@ accumulated. ``max_tokens`` and ``temperature`` go into Ollama's ``options``.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from llm_mux.backends.base import Request, Usage
+from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import (
     HttpBackend,
-    chat_messages,
     int_or_none,
     merge,
+    request_messages,
     stream_error,
     truncated,
 )
@@ -37,13 +38,16 @@ class OllamaBackend(HttpBackend):
 
     def body(self, request: Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
-        if self.cfg.max_tokens is not None:
-            options["num_predict"] = self.cfg.max_tokens
-        if self.cfg.temperature is not None:
-            options["temperature"] = self.cfg.temperature
+        max_tokens, temperature = self.max_tokens(request), self.temperature(request)
+        if max_tokens is not None:
+            options["num_predict"] = max_tokens
+        if temperature is not None:
+            options["temperature"] = temperature
+        if request.stop:
+            options["stop"] = list(request.stop)
         body: dict[str, Any] = {
             "model": self.cfg.model,
-            "messages": chat_messages(request.prompt, self.system(request)),
+            "messages": request_messages(request, self.system(request)),
             "stream": self.cfg.stream,
         }
         if options:
@@ -58,9 +62,7 @@ class OllamaBackend(HttpBackend):
             raise TypeError("content is not text")
         return content, _usage(data)
 
-    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
-        parts: list[str] = []
-        usage: Usage | None = None
+    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
         size = 0
         async for line in response.aiter_lines():
             if not line.strip():
@@ -72,13 +74,12 @@ class OllamaBackend(HttpBackend):
             size += len(piece)
             if size > self._max_bytes:
                 raise self.too_large()
-            parts.append(piece)
+            usage = _usage(chunk) if chunk.get("done") else None
+            if piece or usage is not None:
+                yield Delta(piece, usage)
             if chunk.get("done"):
-                usage = _usage(chunk)
-                break
-        else:
-            raise truncated(response, 'a chunk with "done": true', backend=self.name)
-        return "".join(parts), usage
+                return
+        raise truncated(response, 'a chunk with "done": true', backend=self.name)
 
 
 def _usage(data: dict[str, Any]) -> Usage | None:

@@ -6,14 +6,15 @@ Ollama's ``/v1``). With ``stream = true`` the server-sent events are accumulated
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from llm_mux.backends.base import Request, Usage
+from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import (
     HttpBackend,
-    chat_messages,
     int_or_none,
     merge,
+    request_messages,
     stream_error,
     truncated,
 )
@@ -36,12 +37,15 @@ class OpenAIBackend(HttpBackend):
     def body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.cfg.model,
-            "messages": chat_messages(request.prompt, self.system(request)),
+            "messages": request_messages(request, self.system(request)),
         }
-        if self.cfg.max_tokens is not None:
-            body["max_tokens"] = self.cfg.max_tokens
-        if self.cfg.temperature is not None:
-            body["temperature"] = self.cfg.temperature
+        max_tokens, temperature = self.max_tokens(request), self.temperature(request)
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        if temperature is not None:
+            body["temperature"] = temperature
+        if request.stop:
+            body["stop"] = list(request.stop)
         if self.cfg.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -51,11 +55,9 @@ class OpenAIBackend(HttpBackend):
         content = data["choices"][0]["message"]["content"]
         return _content_text(content), _usage(data.get("usage"))
 
-    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
         import httpx2 as httpx
 
-        parts: list[str] = []
-        usage: Usage | None = None
         size = 0
         finished = False
         async for event in httpx.EventSource(response):
@@ -67,16 +69,16 @@ class OpenAIBackend(HttpBackend):
                 continue
             if "error" in chunk:
                 raise stream_error(chunk["error"], backend=self.name)
-            usage = _usage(chunk.get("usage")) or usage
+            usage = _usage(chunk.get("usage"))
             finished = finished or _finish_reason(chunk) is not None
             piece = _delta(chunk)
             size += len(piece)
             if size > self._max_bytes:
                 raise self.too_large()
-            parts.append(piece)
+            if piece or usage is not None:
+                yield Delta(piece, usage)
         if not finished:
             raise truncated(response, "[DONE] or a finish_reason", backend=self.name)
-        return "".join(parts), usage
 
 
 def _finish_reason(chunk: dict[str, Any]) -> Any:

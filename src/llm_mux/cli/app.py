@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "teams": ("llm_mux.cli.list_cmd", "teams_command", "List configured teams."),
     "ecosystems": ("llm_mux.cli.list_cmd", "ecosystems_command", "List configured ecosystems."),
     "memory": ("llm_mux.cli.memory_cmd", "memory_command", "Read the knowledge base."),
+    "serve": (
+        "llm_mux.cli.serve_cmd",
+        "serve_command",
+        "Serve roles over the OpenAI/Anthropic APIs.",
+    ),
     "init": ("llm_mux.cli.init_cmd", "init_command", "Detect backends and write a config."),
     "completion": (
         "llm_mux.cli.completion",

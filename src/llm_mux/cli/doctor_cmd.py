@@ -271,13 +271,14 @@ def doctor_command(probe: bool) -> int:
             err=True,
         )
     verdicts, shared, memory = runtime.run(check)
+    serve = _serve_report(config)
     for warning in config.warnings():
         click.echo(f"warning: {warning}", err=True)
     if settings.json:
         backends = {v.name: v.as_dict() for v in verdicts}
         for name, backend in config.backends.items():
             backends[name]["warnings"] = backend.ignored_keys()
-        document: dict[str, Any] = {"backends": backends}
+        document: dict[str, Any] = {"backends": backends, "serve": serve}
         if shared is not None:
             document["shared"] = shared.as_dict()
         document["memory"] = memory.as_dict()
@@ -291,6 +292,7 @@ def doctor_command(probe: bool) -> int:
         click.echo(f"memory\t{'available' if memory.available else 'unavailable'}")
     else:
         _print_console(verdicts)
+        _print_serve(serve)
         _print_shared(shared)
         _print_memory(memory)
     blocked = any(v.blocking for v in verdicts) or (shared is not None and shared.blocking)
@@ -302,3 +304,20 @@ def _print_memory(memory: MemoryVerdict) -> None:
 
     state = "answers" if memory.available else "UNAVAILABLE"
     click.echo(redact(f"memory database {memory.location}: {state}: {memory.detail}"))
+
+
+def _serve_report(config: Config) -> dict[str, Any]:
+    from llm_mux.serve.report import serve_report
+
+    report = serve_report(config)
+    for warning in report["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    return report
+
+
+def _print_serve(report: dict[str, Any]) -> None:
+    keys = report["api_keys"]
+    click.echo(
+        f"serve: {report['url']}, {keys} client key{'s' if keys != 1 else ''}, "
+        f"{len(report['models'])} models, grace {report['grace_s']:g} s"
+    )

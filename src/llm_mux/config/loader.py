@@ -22,6 +22,7 @@ from llm_mux.config.models import (
     Defaults,
     Ecosystem,
     Role,
+    Serve,
     Shared,
     Team,
 )
@@ -183,7 +184,7 @@ def _check_top_level(raw: dict[str, Any], path: Path) -> None:
         error = exc.errors()[0]
         key = str(error["loc"][0])
         if error["type"] == "extra_forbidden":
-            hint = did_you_mean(key, ("defaults", "shared", *_TABLES))
+            hint = did_you_mean(key, ("defaults", "shared", "serve", *_TABLES))
             raise ConfigError(f"unknown table '{key}'{hint}", file=path) from None
         raise ConfigError(f"'{key}' must be a table", file=path) from None
 
@@ -205,6 +206,13 @@ def _validate_defaults(raw: dict[str, Any], path: Path) -> None:
         raise _model_error(exc, Defaults, path, ["defaults"]) from None
 
 
+def _validate_serve(raw: dict[str, Any], path: Path) -> None:
+    try:
+        Serve.model_validate(raw)
+    except ValidationError as exc:
+        raise _model_error(exc, Serve, path, ["serve"]) from None
+
+
 def _validate_shared(raw: dict[str, Any], path: Path) -> None:
     try:
         Shared.model_validate(raw)
@@ -213,20 +221,25 @@ def _validate_shared(raw: dict[str, Any], path: Path) -> None:
 
 
 def merge_files(files: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Read files in order; ``[defaults]`` and ``[shared]`` merge key by key, other tables
-    entry by entry.
+    """Read files in order; ``[defaults]``, ``[shared]`` and ``[serve]`` merge key by key,
+    other tables entry by entry.
 
     Returns the merged defaults and, per table, ``name -> (model, source file)``; the merged
-    ``[shared]`` table, when any file has one, is ``entries["shared"][""]``.
+    ``[shared]`` table, when any file has one, is ``entries["shared"][""]``; the merged
+    ``[serve]`` is ``entries["serve"]``.
     """
     defaults: dict[str, Any] = {}
     entries: dict[str, dict[str, Any]] = {table: {} for table in (*_TABLES, "shared")}
+    entries["serve"] = {}
     for path in files:
         raw = _read_toml(path)
         _check_top_level(raw, path)
         if "defaults" in raw:
             _validate_defaults(raw["defaults"], path)
             defaults.update(raw["defaults"])
+        if "serve" in raw:
+            _validate_serve(raw["serve"], path)
+            entries["serve"].update(raw["serve"])
         if "shared" in raw:
             _validate_shared(raw["shared"], path)
             merged = {**entries["shared"].get("", ({}, path))[0], **raw["shared"]}
@@ -315,6 +328,7 @@ def load_config(
         roles={n: m for n, (m, _) in entries["roles"].items()},
         teams={n: m for n, (m, _) in entries["teams"].items()},
         ecosystems={n: m for n, (m, _) in entries["ecosystems"].items()},
+        serve=Serve.model_validate(entries["serve"]),
         shared=_shared(entries),
         sources=tuple(files),
         project_root=project.parent if project is not None else None,

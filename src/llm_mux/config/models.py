@@ -243,10 +243,44 @@ class Ecosystem(_Strict):
     projects: dict[str, Project] = Field(default_factory=dict)
 
 
+class Serve(_Strict):
+    """``[serve]``: where ``llm-mux serve`` listens and who may call it (SPEC §9)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4141, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list)
+    models: list[str] | None = None
+    max_body_mb: float = Field(16, gt=0)
+    grace: str | float = "30s"
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("grace")
+    @classmethod
+    def _duration(cls, value: str | float) -> str | float:
+        _seconds(value)
+        return value
+
+    @property
+    def grace_seconds(self) -> float:
+        """``grace`` in seconds: a plain number is seconds, a string gives its unit."""
+        return _seconds(self.grace)
+
+
+def _seconds(value: str | float) -> float:
+    if isinstance(value, str):
+        from llm_mux.workflow.durations import parse_duration
+
+        return parse_duration(value) / 1000
+    if value < 0:
+        raise ValueError("grace must not be negative")
+    return float(value)
+
+
 class ConfigFile(_Strict):
     """One config file as written; files are merged entry by entry into :class:`Config`."""
 
     defaults: dict[str, Any] = Field(default_factory=dict)
+    serve: dict[str, Any] = Field(default_factory=dict)
     backends: dict[str, dict[str, Any]] = Field(default_factory=dict)
     roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     teams: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from llm_mux.config.models import REDIS_URL_ENV, Backend, Defaults, Ecosystem, Role, Shared, Team
+from llm_mux.config.models import (
+    REDIS_URL_ENV,
+    Backend,
+    Defaults,
+    Ecosystem,
+    Role,
+    Serve,
+    Shared,
+    Team,
+)
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,7 @@ class Config:
     roles: dict[str, Role] = field(default_factory=dict)
     teams: dict[str, Team] = field(default_factory=dict)
     ecosystems: dict[str, Ecosystem] = field(default_factory=dict)
+    serve: Serve = field(default_factory=Serve)
     shared: Shared | None = None  # the [shared] table as written; see backends.shared_config
     sources: tuple[Path, ...] = ()
     project_root: Path | None = None

@@ -1,0 +1,222 @@
+"""``llm-mux serve``: overhead, streaming at scale, and requests per second.
+
+Each figure is printed beside a floor measured in the same run:
+(a) overhead: p50/p99 latency of one request through ``serve`` to an instant loopback
+    upstream, minus the same request sent to the upstream directly; sequential and at
+    concurrency 64 (target: under +1 ms at p50);
+(b) 1,000 concurrent streaming requests to a mock answering in 1 s: all must succeed,
+    wall time against the 1 s floor (target <= 1.3 s), and the server's peak RSS;
+(c) requests per second through ``serve`` with 1 and 2 workers (instant mock backend),
+    against the same client sending to the instant upstream directly.
+
+The server and the upstream run in their own processes; the client is a minimal asyncio
+HTTP/1.1 client, so that the figures measure the servers rather than a client library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx2 as httpx
+from tests.fakes.server import in_subprocess
+
+EXECUTABLE = str(Path(sys.executable).parent / "llm-mux")
+SEQUENTIAL = 400
+CONCURRENT = 64
+CONCURRENT_REQUESTS = 3000
+STREAMS = 1000
+RPS_REQUESTS = 4000
+BODY = {"model": "b", "messages": [{"role": "user", "content": "hello"}]}
+
+
+@contextmanager
+def serve(config: str, *args: str) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a running ``llm-mux serve`` for ``config``."""
+    with tempfile.TemporaryDirectory() as directory:
+        path, log = Path(directory) / "c.toml", Path(directory) / "log"
+        path.write_text(config)
+        with open(log, "wb") as sink:
+            argv = [EXECUTABLE, "serve", "--config", str(path), "--port", "0", "--quiet", *args]
+            proc = subprocess.Popen(argv, stderr=sink, stdin=subprocess.DEVNULL)
+        try:
+            yield _listening(log, proc), proc.pid
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+def _listening(log: Path, proc: subprocess.Popen[bytes]) -> str:
+    for _ in range(1000):
+        for line in log.read_text().splitlines():
+            if "listening on " in line:
+                url = line.split("listening on ", 1)[1].split()[0]
+                _wait_ready(url)
+                return url
+        if proc.poll() is not None:
+            raise SystemExit(log.read_text())
+        time.sleep(0.02)
+    raise SystemExit("serve did not start")
+
+
+def _wait_ready(url: str) -> None:
+    for _ in range(500):
+        try:
+            if httpx.get(url + "/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.02)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def request_bytes(url: str, body: dict[str, object]) -> bytes:
+    data = json.dumps(body).encode()
+    host = url.removeprefix("http://")
+    return (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> None:
+    """One request on a keep-alive connection; the answer read whole (Content-Length)."""
+    writer.write(data)
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    json.loads(await reader.readexactly(length))
+
+
+async def latencies(url: str, requests: int, concurrency: int, model: str = "b") -> list[float]:
+    """Per-request latency (s) of ``requests`` chat requests on ``concurrency`` connections.
+
+    A minimal HTTP/1.1 client (one write per request, keep-alive), so that what is measured
+    is the servers, not the client library.
+    """
+    data = request_bytes(url, {**BODY, "model": model})
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    results: list[float] = []
+
+    async def worker(count: int) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for _ in range(3):  # warm up
+                await exchange(reader, writer, data)
+            for _ in range(count):
+                started = time.perf_counter()
+                await exchange(reader, writer, data)
+                results.append(time.perf_counter() - started)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(requests // concurrency) for _ in range(concurrency)))
+    return results
+
+
+def overhead(upstream: str, served: str) -> None:
+    for label, requests, concurrency in (
+        ("sequential", SEQUENTIAL, 1),
+        (f"concurrency {CONCURRENT}", CONCURRENT_REQUESTS, CONCURRENT),
+    ):
+        direct, through = [], []
+        for _ in range(3):  # interleaved, so load from elsewhere hits both alike
+            direct += asyncio.run(latencies(upstream, requests // 3, concurrency))
+            through += asyncio.run(latencies(served, requests // 3, concurrency))
+        print(f"(a) overhead, {label}:")
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            floor, ours = pct(direct, q), pct(through, q)
+            print(
+                f"    {name}: direct (floor) {floor * 1000:6.2f} ms   through serve "
+                f"{ours * 1000:6.2f} ms   overhead {(ours - floor) * 1000:+6.2f} ms"
+            )
+
+
+async def streams(url: str, count: int) -> tuple[float, int]:
+    """Wall time of ``count`` concurrent streaming requests, and how many ended well."""
+    data = request_bytes(url, {**BODY, "model": "slow", "stream": True})
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+
+    async def one() -> bool:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(data)
+            seen = b""
+            while b"data: [DONE]" not in seen and b"0\r\n\r\n" not in seen[-5:]:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                seen += chunk
+            return seen.startswith(b"HTTP/1.1 200") and b"data: [DONE]" in seen
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(count)))
+    return time.perf_counter() - started, sum(results)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rps(url: str, model: str = "b") -> float:
+    started = time.perf_counter()
+    asyncio.run(latencies(url, RPS_REQUESTS, CONCURRENT, model))
+    return RPS_REQUESTS / (time.perf_counter() - started)
+
+
+def best(run: Callable[[], float], times: int = 3) -> float:
+    return max(run() for _ in range(times))
+
+
+def main() -> None:
+    print(f"{os.cpu_count()} CPUs; server, upstream and client in three processes")
+    with in_subprocess(0.0, lean=True) as upstream:
+        config = f'[backends.b]\ncommand = "{upstream}/v1"\nmodel = "m"\nmax_retries = 0\n'
+        with serve(config) as (served, _):
+            overhead(upstream, served)
+        mock = '[backends.slow]\ntype = "mock"\ndelay = 1000\n[backends.b]\ntype = "mock"\n'
+        with serve(mock) as (served, pid):
+            rest = peak_rss_mb(pid)
+            wall, ok = asyncio.run(streams(served, STREAMS))
+            print(
+                f"(b) {STREAMS} concurrent streams, mock answering in 1 s: {ok}/{STREAMS} ok, "
+                f"wall {wall:.2f} s (floor 1.00 s, ratio {wall:.2f}x, target <= 1.3); server "
+                f"peak RSS {peak_rss_mb(pid):.0f} MB ({rest:.0f} MB idle)"
+            )
+        floor = best(lambda: rps(upstream))
+        print(
+            f"(c) requests/s at concurrency {CONCURRENT}: direct to upstream (floor) {floor:6.0f}"
+        )
+        for workers in (1, 2):
+            with serve(mock, "--workers", str(workers)) as (served, _):
+                rate = best(lambda url=served: rps(url))  # type: ignore[misc]
+                print(
+                    f"    serve, {workers} worker(s): {rate:6.0f} req/s ({rate / floor:.2f}x floor)"
+                )
+
+
+if __name__ == "__main__":
+    main()
