@@ -74,7 +74,7 @@ class Journal:
         context: Mapping[str, Any],
         item: int = WHOLE_STEP,
         allow: bool = True,
-        noting: Callable[[str | None], None] | None = None,
+        noting: Callable[[str], None] | None = None,
     ) -> StepResult | None:
         """The recorded result when ``step`` (``item``) succeeded with these same inputs.
 
@@ -186,13 +186,13 @@ def input_hash(
     context: Mapping[str, Any],
     backends: Any,
     item: int,
-    noting: Callable[[str | None], None] | None = None,
+    noting: Callable[[str], None] | None = None,
 ) -> str:
     """sha256 of the step's definition, its rendered templates, its item and its backends.
 
     Rendered texts are fed to the hash one at a time, never joined into one document: a step
     reading a 100 MB output costs one rendering, not several copies of it. ``noting`` is told
-    which template renders (``None`` when done), so a timeout can name it.
+    which template starts rendering, so a timeout or a signal can name it.
     """
     head = {
         "definition": step.model_dump(mode="json", by_alias=True),
@@ -212,12 +212,12 @@ def _canonical(value: Any) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _unnoted(field: str | None) -> None:
+def _unnoted(field: str) -> None:
     """No one asked which template renders."""
 
 
 def _rendered(
-    step: Step, context: Mapping[str, Any], noting: Callable[[str | None], None]
+    step: Step, context: Mapping[str, Any], noting: Callable[[str], None]
 ) -> Iterator[tuple[str, str]]:
     """Each template of the step rendered (a failure renders as its message), then for_each."""
     from llm_mux.templates import render  # Jinja itself only for markup
@@ -228,8 +228,6 @@ def _rendered(
             text = render(source, context, where=name)
         except LlmMuxError as exc:
             text = f"<unrenderable: {exc.message}>"
-        finally:
-            noting(None)
         yield name, text
     if step.for_each:
         from llm_mux.templates import evaluate

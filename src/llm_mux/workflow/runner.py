@@ -288,13 +288,19 @@ class Runner:
         fresh_inputs = any(name in self._ran for name in step.depends_on)
         label = step.name if item < 0 else f"{step.name}[{item + 1}]"
 
-        def noting(field: str | None) -> None:
-            if field is None:
-                self._rendering.pop(label, None)
-            else:
-                self._rendering[label] = field
+        def noting(field: str) -> None:  # called from the render's thread
+            self._rendering[label] = field
 
-        return await journal.reuse(step, context, item, allow=not fresh_inputs, noting=noting)  # type: ignore[no-any-return]
+        try:
+            reused: StepResult | None = await journal.reuse(
+                step, context, item, allow=not fresh_inputs, noting=noting
+            )
+        except Exception:
+            self._rendering.pop(label, None)
+            raise
+        # cancelled: the label stays, so the step's error names the template (as StepContext)
+        self._rendering.pop(label, None)
+        return reused
 
     def _record(self, step: str, result: StepResult, item: int = -1) -> None:
         if self.options.journal is not None:
