@@ -7,6 +7,7 @@ import types
 from typing import NoReturn
 
 _PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
+STRANDED_WAIT = 0.5  # s a cancelled store's thread gets to finish before the exit
 
 
 def entry(argv: list[str] | None = None) -> NoReturn:
@@ -20,7 +21,20 @@ def entry(argv: list[str] | None = None) -> NoReturn:
     without_pydantic_plugins()
     from llm_mux.cli.boundary import main
 
-    sys.exit(main(args))
+    leave(main(args))
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code``; without finalising the interpreter when a cancelled store's
+    thread is still inside SQLite, since finalising under it can abort the process."""
+    cancel = sys.modules.get("llm_mux.memory.cancel")
+    if cancel is not None and cancel.stranded(STRANDED_WAIT):
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def without_pydantic_plugins() -> None:

@@ -29,6 +29,7 @@ PROGRESS_STEPS = 1000  # SQLite VM instructions between checks of the gate
 ROLLBACK_WAIT = 1.5  # s to let an interrupted transaction roll back before giving up on it
 
 _gate: contextvars.ContextVar[WriteGate | None] = contextvars.ContextVar("gate", default=None)
+_abandoned: list[threading.Thread] = []  # cancelled stores whose thread may still run
 
 
 class StoreCancelled(Exception):
@@ -150,7 +151,23 @@ async def run_cancellable(work: Callable[[], _T]) -> _T:
             await asyncio.wait({done}, timeout=ROLLBACK_WAIT)
         if done.done() and not done.cancelled():
             done.exception()  # retrieved: the thread's StoreCancelled is not news
+        _abandoned.append(thread)
         raise
+
+
+def stranded(wait: float) -> bool:
+    """Whether a cancelled store's thread is still running after ``wait`` seconds in all.
+
+    Such a thread may be inside SQLite, where finalising the interpreter under it aborts
+    the process; the caller then exits without finalising (nothing it wrote was committed,
+    so SQLite rolls it back on the next open).
+    """
+    import time
+
+    deadline = time.monotonic() + wait
+    for thread in _abandoned:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return any(thread.is_alive() for thread in _abandoned)
 
 
 def _work_in_thread(
