@@ -414,16 +414,7 @@ class HttpBackend:
         self, target: _Target, body: dict[str, Any], timeout: float
     ) -> AsyncIterator[httpx.Response]:
         """The streamed response to ``body`` with a 2xx status; an error class otherwise."""
-        client = self._client.get()
-        request = client.build_request(
-            "POST",
-            target.send_to,
-            json=body,
-            headers=target.headers,
-            timeout=timeout,
-            extensions=self._pool,
-        )
-        resp = await client.send(request, stream=True)
+        resp = await self._send(target, body, timeout)
         try:
             if not 200 <= resp.status_code < 300:
                 raw = await self._read(resp)
@@ -437,6 +428,19 @@ class HttpBackend:
             yield resp
         finally:
             await resp.aclose()
+
+    async def _send(self, target: _Target, body: dict[str, Any], timeout: float) -> httpx.Response:
+        """POST ``body`` on this backend's pool; the answer's body is left to the caller."""
+        client = self._client.get()
+        request = client.build_request(
+            "POST",
+            target.send_to,
+            json=body,
+            headers=target.headers,
+            timeout=timeout,
+            extensions=self._pool,
+        )
+        return await client.send(request, stream=True)
 
     async def _iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
         try:
@@ -464,16 +468,7 @@ class HttpBackend:
         self, target: _Target, body: dict[str, Any], timeout: float
     ) -> tuple[str, Usage | None]:
         started = time.monotonic()
-        client = self._client.get()
-        request = client.build_request(
-            "POST",
-            target.send_to,
-            json=body,
-            headers=target.headers,
-            timeout=timeout,
-            extensions=self._pool,
-        )
-        resp = await client.send(request, stream=True)
+        resp = await self._send(target, body, timeout)
         try:
             if log.isEnabledFor(logging.DEBUG):
                 where, ms = safe_url(target.url), _ms_since(started)
