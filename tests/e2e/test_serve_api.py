@@ -314,6 +314,21 @@ def test_openai_stream_forwards_each_upstream_token(oai: openai.OpenAI) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
 
 
+def test_a_long_stream_arrives_whole_and_in_order(
+    oai: openai.OpenAI, ant: anthropic.Anthropic, upstream: FakeLLMServer
+) -> None:
+    """Events ready at once leave together: none is lost, doubled or reordered."""
+    text = " ".join(f"w{i}" for i in range(400))
+    upstream.script(Reply(text=text), model="up-model")
+    upstream.script(Reply(text=text), model="anth-model")
+    messages = [{"role": "user", "content": "long"}]
+    stream = oai.chat.completions.create(model="up", messages=messages, stream=True)  # type: ignore[arg-type]
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert pieces[1:-1] == [f"w{i} " for i in range(399)] + ["w399"]
+    with ant.messages.stream(model="anth", max_tokens=9, messages=messages) as events:  # type: ignore[arg-type]
+        assert "".join(events.text_stream) == text
+
+
 def test_stream_delta_arrives_before_the_upstream_finishes(
     served: Served, upstream: FakeLLMServer
 ) -> None:

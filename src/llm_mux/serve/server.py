@@ -23,6 +23,7 @@ from llm_mux.serve.access import AccessLog
 from llm_mux.serve.app import ServeApp
 
 ENV_OPTIONS = "LLM_MUX_SERVE_OPTIONS"  # how ``--workers`` hands the options to each worker
+PROTOCOL = "llm_mux.serve.protocol:CoalescingHttpProtocol"  # one send per step
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ def serve(config: Config, options: Options) -> None:
         "timeout_graceful_shutdown": grace,
         "lifespan": "on",
         "timeout_keep_alive": 30,
-        "loop": "asyncio",
+        "loop": "auto",  # uvloop when installed (the serve extra): accepts and reads in C
+        "http": PROTOCOL,
+        "ws": "none",
     }
     _say(f"llm-mux serve: listening on http://{shown}:{port} ({len(app.models)} models)")
     if options.workers > 1:
