@@ -1,11 +1,14 @@
 """``llm-mux serve``: overhead, streaming at scale, and requests per second.
 
-Each figure is printed beside a floor measured in the same run:
+Each figure is printed beside a floor measured in the same run, with the same client:
 (a) overhead: p50/p99 latency of one request through ``serve`` to an instant loopback
     upstream, minus the same request sent to the upstream directly; sequential and at
-    concurrency 64 (target: under +1 ms at p50);
+    concurrency 64 (target: under +1 ms at p50). With an instant upstream, latency at
+    concurrency c is queueing (Little's law: mean latency = c / throughput), so the
+    throughput and the server's CPU time per request are printed beside it;
 (b) 1,000 concurrent streaming requests to a mock answering in 1 s: all must succeed,
-    wall time against the 1 s floor (target <= 1.3 s), and the server's peak RSS;
+    wall time against the same client streaming from a minimal server that also answers
+    in 1 s (target <= 1.3 s), the CPU time of server and client, the server's peak RSS;
 (c) requests per second through ``serve`` with 1 and 2 workers (instant mock backend),
     against the same client sending to the instant upstream directly.
 
@@ -38,6 +41,7 @@ CONCURRENT = 64
 CONCURRENT_REQUESTS = 3000
 STREAMS = 1000
 RPS_REQUESTS = 4000
+WARM_UP = 3  # requests per connection before the measured ones
 BODY = {"model": "b", "messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -119,7 +123,7 @@ async def latencies(url: str, requests: int, concurrency: int, model: str = "b")
     async def worker(count: int) -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
-            for _ in range(3):  # warm up
+            for _ in range(WARM_UP):
                 await exchange(reader, writer, data)
             for _ in range(count):
                 started = time.perf_counter()
@@ -132,21 +136,43 @@ async def latencies(url: str, requests: int, concurrency: int, model: str = "b")
     return results
 
 
-def overhead(upstream: str, served: str) -> None:
+def overhead(upstream: str, served: str, pid: int) -> None:
     for label, requests, concurrency in (
         ("sequential", SEQUENTIAL, 1),
         (f"concurrency {CONCURRENT}", CONCURRENT_REQUESTS, CONCURRENT),
     ):
-        direct, through = [], []
+        direct: list[float] = []
+        through: list[float] = []
+        seconds, cpu, warm = {"direct": 0.0, "serve": 0.0}, 0.0, WARM_UP * concurrency
         for _ in range(3):  # interleaved, so load from elsewhere hits both alike
+            started = time.perf_counter()
             direct += asyncio.run(latencies(upstream, requests // 3, concurrency))
+            seconds["direct"] += time.perf_counter() - started
+            started, before = time.perf_counter(), cpu_seconds(pid)
             through += asyncio.run(latencies(served, requests // 3, concurrency))
+            seconds["serve"] += time.perf_counter() - started
+            cpu += cpu_seconds(pid) - before
+        sent = {"direct": len(direct) + 3 * warm, "serve": len(through) + 3 * warm}
         print(f"(a) overhead, {label}:")
         for q, name in ((0.5, "p50"), (0.99, "p99")):
             floor, ours = pct(direct, q), pct(through, q)
             print(
                 f"    {name}: direct (floor) {floor * 1000:6.2f} ms   through serve "
                 f"{ours * 1000:6.2f} ms   overhead {(ours - floor) * 1000:+6.2f} ms"
+            )
+        rate = sent["serve"] / seconds["serve"]
+        print(
+            f"    server CPU {cpu / sent['serve'] * 1e6:.0f} us per request (the upstream hop "
+            f"included); throughput through serve {rate:.0f} req/s, direct "
+            f"{sent['direct'] / seconds['direct']:.0f} req/s"
+        )
+        if concurrency > 1:
+            mean = sum(through) / len(through)
+            print(
+                f"    Little's law: {concurrency} in flight / {rate:.0f} req/s = "
+                f"{concurrency / rate * 1000:.1f} ms (measured mean {mean * 1000:.1f} ms); "
+                f"+1 ms at p50 would need about {concurrency / (pct(direct, 0.5) + 0.001):.0f} "
+                "req/s through one process"
             )
 
 
@@ -181,6 +207,18 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children (``--workers``), so far."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(cpu_seconds(int(child)) for child in children)
+
+
 def rps(url: str, model: str = "b") -> float:
     started = time.perf_counter()
     asyncio.run(latencies(url, RPS_REQUESTS, CONCURRENT, model))
@@ -191,30 +229,60 @@ def best(run: Callable[[], float], times: int = 3) -> float:
     return max(run() for _ in range(times))
 
 
+def streaming(floor_url: str, config: str) -> None:
+    """(b): the same client against the 1 s floor and through ``serve``, interleaved."""
+    walls: dict[str, list[float]] = {"floor": [], "serve": []}
+    with serve(config) as (served, pid):
+        idle = peak_rss_mb(pid)
+        for _ in range(3):
+            for name, url in (("floor", floor_url), ("serve", served)):
+                before, client = cpu_seconds(pid), time.process_time()
+                wall, ok = asyncio.run(streams(url, STREAMS))
+                client = time.process_time() - client
+                server = cpu_seconds(pid) - before if name == "serve" else 0.0
+                walls[name].append(wall)
+                print(
+                    f"(b) {STREAMS} concurrent streams answering in 1 s, {name:5}: {ok}/"
+                    f"{STREAMS} ok, wall {wall:.2f} s; CPU: client {client:.2f} s"
+                    + (
+                        f", server {server:.2f} s ({server / STREAMS * 1e6:.0f} us/stream)"
+                        if name == "serve"
+                        else ""
+                    )
+                )
+        peak = peak_rss_mb(pid)
+    floor, ours = sorted(walls["floor"])[1], sorted(walls["serve"])[1]
+    print(
+        f"    median wall: floor {floor:.2f} s, serve {ours:.2f} s (target <= 1.3 s; "
+        f"{ours - floor:+.2f} s over the floor); server peak RSS {peak:.0f} MB ({idle:.0f} MB "
+        "idle)"
+    )
+
+
 def main() -> None:
     print(f"{os.cpu_count()} CPUs; server, upstream and client in three processes")
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     with in_subprocess(0.0, lean=True) as upstream:
         config = f'[backends.b]\ncommand = "{upstream}/v1"\nmodel = "m"\nmax_retries = 0\n'
-        with serve(config) as (served, _):
-            overhead(upstream, served)
+        with serve(config) as (served, pid):
+            overhead(upstream, served, pid)
         mock = '[backends.slow]\ntype = "mock"\ndelay = 1000\n[backends.b]\ntype = "mock"\n'
-        with serve(mock) as (served, pid):
-            rest = peak_rss_mb(pid)
-            wall, ok = asyncio.run(streams(served, STREAMS))
-            print(
-                f"(b) {STREAMS} concurrent streams, mock answering in 1 s: {ok}/{STREAMS} ok, "
-                f"wall {wall:.2f} s (floor 1.00 s, ratio {wall:.2f}x, target <= 1.3); server "
-                f"peak RSS {peak_rss_mb(pid):.0f} MB ({rest:.0f} MB idle)"
-            )
+        with in_subprocess(1.0, lean=True) as slow:
+            streaming(slow, mock)
         floor = best(lambda: rps(upstream))
         print(
             f"(c) requests/s at concurrency {CONCURRENT}: direct to upstream (floor) {floor:6.0f}"
         )
         for workers in (1, 2):
-            with serve(mock, "--workers", str(workers)) as (served, _):
+            with serve(mock, "--workers", str(workers)) as (served, pid):
+                before = cpu_seconds(pid)
                 rate = best(lambda url=served: rps(url))  # type: ignore[misc]
+                sent = 3 * (RPS_REQUESTS + WARM_UP * CONCURRENT)  # best() runs three
+                cpu = (cpu_seconds(pid) - before) / sent
                 print(
-                    f"    serve, {workers} worker(s): {rate:6.0f} req/s ({rate / floor:.2f}x floor)"
+                    f"    serve, {workers} worker(s): {rate:6.0f} req/s ({rate / floor:.2f}x "
+                    f"floor), server CPU {cpu * 1e6:.0f} us per request"
                 )
 
 

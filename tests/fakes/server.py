@@ -367,8 +367,17 @@ def _ollama_lines(body: dict[str, Any], text: str) -> list[str]:
 CANNED = json.dumps(_document("/v1/chat/completions", {"model": "m"}, "canned answer")).encode()
 
 
+def _canned_stream() -> bytes:
+    """The canned answer as one chunked OpenAI stream: role, text, finish, ``[DONE]``."""
+    body = "".join(_openai_events({"model": "m"}, "canned answer")).encode()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    head += b"Transfer-Encoding: chunked\r\n\r\n"
+    return head + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+
+
 async def _serve_canned(delay: float) -> None:
-    """A lean asyncio server answering every request with one canned OpenAI answer.
+    """A lean asyncio server answering every request with one canned OpenAI answer (a
+    request asking for ``"stream": true`` gets it as one chunked event stream).
 
     Benchmarks use it as their floor: it costs far less per request than the threaded
     fake, so what is measured is the client.
@@ -377,6 +386,7 @@ async def _serve_canned(delay: float) -> None:
 
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
     response = head % len(CANNED) + CANNED
+    streamed = _canned_stream()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -386,10 +396,10 @@ async def _serve_canned(delay: float) -> None:
                 for line in headers.split(b"\r\n"):
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
                 if delay:
                     await asyncio.sleep(delay)
-                writer.write(response)
+                writer.write(streamed if b'"stream": true' in body else response)
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
