@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from llm_mux.backends import http
-from llm_mux.roles import Multiplexer
+from llm_mux.roles import Multiplexer, RoleFailed
 from tests.fakes.fixtures import make_config
 from tests.fakes.server import FakeLLMServer
 
@@ -30,19 +30,38 @@ async def test_each_backend_keeps_its_own_connection(llm_server: FakeLLMServer) 
 
 async def test_a_burst_of_requests_keeps_every_connection_alive() -> None:
     """64 requests at once to one backend open 64 connections; all stay pooled, so the
-    next burst opens none (a pool keeping only 20 would reconnect 44 times per burst)."""
+    next burst opens none (a pool keeping only 20 would reconnect 44 times per burst).
+    They are spread over small pools, so that no pool rescans 64 connections per request."""
     server = FakeLLMServer(delay=0.3).start()
     try:
         config = make_config({"a": backend(server)})
         async with Multiplexer(config) as mux:
             for _ in range(2):
                 await asyncio.gather(*(mux.call_backend("a", "hi") for _ in range(64)))
+            transport = mux._client.get()._transport
+            shards = transport._shards[("a", "http")]  # type: ignore[attr-defined]
+            sizes = [len(shard.pool._pool.connections) for shard in shards]
+            assert all(shard.in_flight == 0 for shard in shards)  # every answer closed
     finally:
         server.stop()
+    assert sum(sizes) == 64 and max(sizes) <= http.SHARD, sizes
     first = {seen.client[1] for seen in server.requests[:64]}
     second = {seen.client[1] for seen in server.requests[64:]}
     assert len(server.requests) == 128
     assert second <= first, f"{len(second - first)} new connections in the second burst"
+
+
+async def test_failed_requests_give_their_place_back() -> None:
+    """Refused connections leave no request counted in flight, so later calls one at a
+    time still go to the first pool."""
+    down = {"command": "http://127.0.0.1:1/v1", "model": "m", "max_retries": 0}
+    async with Multiplexer(make_config({"down": down})) as mux:
+        for _ in range(3 * http.SHARD):
+            with pytest.raises(RoleFailed):
+                await mux.call_backend("down", "hi")
+        transport = mux._client.get()._transport
+        shards = transport._shards[("down", "http")]  # type: ignore[attr-defined]
+        assert len(shards) == 1 and shards[0].in_flight == 0
 
 
 async def test_environment_proxies_keep_the_plain_client(

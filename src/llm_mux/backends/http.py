@@ -78,6 +78,7 @@ class HttpClientHolder:
 
 
 POOL_SIZE = 100  # connections per backend, all kept alive between requests
+SHARD = 8  # requests in flight per pool of a backend before the next pool takes them
 POOL = "llm_mux.pool"
 """Request extension naming the connection pool (the backend) a request belongs to."""
 
@@ -91,27 +92,57 @@ def _environment_proxies() -> bool:
 
 
 def _pool_per_backend() -> httpx.AsyncBaseTransport:
-    """A transport keeping one connection pool per backend.
+    """A transport keeping the connections of each backend apart from the others'.
 
     httpcore's pool rescans every connection it holds (probing each idle socket) whenever a
     request starts or ends, so one pool shared by a fan-out of K backends costs O(K²) per
-    round: 20-30 ms of CPU at K = 64. One pool per backend keeps each scan short. Each pool
-    holds up to 100 connections, like httpx's default, and keeps every one of them alive
-    (httpx keeps 20): a burst of 64 requests to one backend would otherwise close 44 of its
-    connections and open them again on the next burst. The SSL context (30-60 ms to build:
-    it loads the system's CA certificates) is built on the first ``https`` request and
-    shared; a plain-``http`` pool gets a context that trusts nothing, which it never uses.
+    round: 20-30 ms of CPU at K = 64. Each backend therefore gets its own pools, and those
+    are kept small: a request goes to the first of its backend's pools with fewer than
+    ``SHARD`` requests in flight, so calls one at a time always reuse the first pool's one
+    connection, while 64 at once spread over 8 pools, each scan then covering 8 connections
+    rather than 64. A backend holds up to 100 connections, like httpx's default pool, and
+    keeps every one of them alive (httpx keeps 20): a burst of 64 requests would otherwise
+    close 44 connections and open them again on the next burst. The SSL context (30-60 ms
+    to build: it loads the system's CA certificates) is built on the first ``https``
+    request and shared; a plain-``http`` pool gets a context that trusts nothing, which it
+    never uses.
     """
     import ssl
 
     import httpx2 as httpx
 
-    limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
+    limits = httpx.Limits(max_connections=SHARD, max_keepalive_connections=SHARD)
+
+    class Shard:
+        """One small pool and how many of its requests are in flight."""
+
+        def __init__(self, verify: ssl.SSLContext) -> None:
+            self.pool = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+            self.in_flight = 0
+
+    class Released(httpx.AsyncByteStream):
+        """A response's body that gives its request's place back once it is closed."""
+
+        def __init__(self, stream: httpx.AsyncByteStream, shard: Shard) -> None:
+            self._stream = stream
+            self._shard: Shard | None = shard
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self._stream:
+                yield chunk
+
+        async def aclose(self) -> None:
+            try:
+                await self._stream.aclose()
+            finally:
+                if self._shard is not None:
+                    self._shard.in_flight -= 1
+                    self._shard = None
 
     class PoolPerBackend(httpx.AsyncBaseTransport):
         def __init__(self) -> None:
             self._ssl: ssl.SSLContext | None = None
-            self._pools: dict[tuple[str, str], httpx.AsyncHTTPTransport] = {}
+            self._shards: dict[tuple[str, str], list[Shard]] = {}
 
         def _context(self, scheme: str) -> ssl.SSLContext:
             if scheme != "https":
@@ -120,18 +151,33 @@ def _pool_per_backend() -> httpx.AsyncBaseTransport:
                 self._ssl = httpx.create_ssl_context()
             return self._ssl
 
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        def _shard(self, request: httpx.Request) -> Shard:
             key = (str(request.extensions.get(POOL, "")), request.url.scheme)
-            pool = self._pools.get(key)
-            if pool is None:
-                verify = self._context(request.url.scheme)
-                pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-            return await pool.handle_async_request(request)
+            shards = self._shards.setdefault(key, [])
+            for shard in shards:
+                if shard.in_flight < SHARD:
+                    return shard
+            if len(shards) * SHARD < POOL_SIZE:
+                shards.append(Shard(self._context(request.url.scheme)))
+                return shards[-1]
+            return min(shards, key=lambda shard: shard.in_flight)  # all full: the least queued
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            shard = self._shard(request)
+            shard.in_flight += 1
+            try:
+                response = await shard.pool.handle_async_request(request)
+            except BaseException:
+                shard.in_flight -= 1
+                raise
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            response.stream = Released(response.stream, shard)
+            return response
 
         async def aclose(self) -> None:
-            pools, self._pools = list(self._pools.values()), {}
-            for pool in pools:
-                await pool.aclose()
+            shards, self._shards = list(self._shards.values()), {}
+            for shard in (each for group in shards for each in group):
+                await shard.pool.aclose()
 
     return PoolPerBackend()
 
