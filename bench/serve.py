@@ -176,13 +176,17 @@ def overhead(upstream: str, served: str, pid: int) -> None:
             )
 
 
-async def streams(url: str, count: int) -> tuple[float, int]:
-    """Wall time of ``count`` concurrent streaming requests, and how many ended well."""
+async def streams(url: str, count: int) -> tuple[float, int, float, float]:
+    """``count`` concurrent streaming requests: (wall time, how many ended well, when the
+    last connection was made, when the first answer began)."""
     data = request_bytes(url, {**BODY, "model": "slow", "stream": True})
     host, port = url.removeprefix("http://").rsplit(":", 1)
+    connected: list[float] = []
+    answered: list[float] = []
 
     async def one() -> bool:
         reader, writer = await asyncio.open_connection(host, int(port))
+        connected.append(time.perf_counter())
         try:
             writer.write(data)
             seen = b""
@@ -190,6 +194,8 @@ async def streams(url: str, count: int) -> tuple[float, int]:
                 chunk = await reader.read(65536)
                 if not chunk:
                     break
+                if not seen:
+                    answered.append(time.perf_counter())
                 seen += chunk
             return seen.startswith(b"HTTP/1.1 200") and b"data: [DONE]" in seen
         finally:
@@ -197,7 +203,8 @@ async def streams(url: str, count: int) -> tuple[float, int]:
 
     started = time.perf_counter()
     results = await asyncio.gather(*(one() for _ in range(count)))
-    return time.perf_counter() - started, sum(results)
+    wall = time.perf_counter() - started
+    return wall, sum(results), max(connected) - started, min(answered) - started
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -237,13 +244,14 @@ def streaming(floor_url: str, config: str) -> None:
         for _ in range(3):
             for name, url in (("floor", floor_url), ("serve", served)):
                 before, client = cpu_seconds(pid), time.process_time()
-                wall, ok = asyncio.run(streams(url, STREAMS))
+                wall, ok, connected, answered = asyncio.run(streams(url, STREAMS))
                 client = time.process_time() - client
                 server = cpu_seconds(pid) - before if name == "serve" else 0.0
                 walls[name].append(wall)
                 print(
                     f"(b) {STREAMS} concurrent streams answering in 1 s, {name:5}: {ok}/"
-                    f"{STREAMS} ok, wall {wall:.2f} s; CPU: client {client:.2f} s"
+                    f"{STREAMS} ok, wall {wall:.2f} s (all connected at {connected:.2f} s, "
+                    f"first answer at {answered:.2f} s); CPU: client {client:.2f} s"
                     + (
                         f", server {server:.2f} s ({server / STREAMS * 1e6:.0f} us/stream)"
                         if name == "serve"
