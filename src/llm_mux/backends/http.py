@@ -100,12 +100,12 @@ def _pool_per_backend() -> httpx.AsyncBaseTransport:
     are kept small: a request goes to the first of its backend's pools with fewer than
     ``SHARD`` requests in flight, so calls one at a time always reuse the first pool's one
     connection, while 64 at once spread over 8 pools, each scan then covering 8 connections
-    rather than 64. A backend holds up to 100 connections, like httpx's default pool, and
-    keeps every one of them alive (httpx keeps 20): a burst of 64 requests would otherwise
-    close 44 connections and open them again on the next burst. The SSL context (30-60 ms
-    to build: it loads the system's CA certificates) is built on the first ``https``
-    request and shared; a plain-``http`` pool gets a context that trusts nothing, which it
-    never uses.
+    rather than 64. A backend holds about 100 connections at most (13 pools of 8), like
+    httpx's default pool, and keeps every one of them alive (httpx keeps 20): a burst of 64
+    requests would otherwise close 44 connections and open them again on the next burst.
+    The SSL context (30-60 ms to build: it loads the system's CA certificates) is built on
+    the first ``https`` request and shared; a plain-``http`` pool gets a context that
+    trusts nothing, which it never uses.
     """
     import ssl
 
