@@ -36,6 +36,7 @@ from llm_mux.errors import (
     did_you_mean,
 )
 from llm_mux.events import BackendEvent, BackendState, Listener
+from llm_mux.schema import updated
 
 
 @dataclass
@@ -204,7 +205,7 @@ class Multiplexer:
             update["execution"] = override.execution
         if override.min_success is not None:
             update["min_success"] = override.min_success
-        return role.model_copy(update=update)
+        return updated(role, **update)
 
     def slot(self, backend: str) -> AbstractAsyncContextManager[Any]:
         """A limiter slot for one request to ``backend`` (waits while limits are reached)."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from llm_mux.backends import sse
 from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error, truncated
 
 if TYPE_CHECKING:
-    import httpx2 as httpx
+    from llm_mux.backends.http import Answer
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -59,12 +60,10 @@ class AnthropicBackend(HttpBackend):
         text = "".join(b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text")
         return text, _usage(data.get("usage"))
 
-    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
-        import httpx2 as httpx
-
+    async def iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
         tokens_in = tokens_out = None
         size = 0
-        async for event in httpx.EventSource(response):
+        async for event in sse.events(response, self._max_bytes):
             data = event.json() if event.data else {}
             if not isinstance(data, dict):
                 continue

@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from llm_mux.backends import sse
 from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import (
     HttpBackend,
@@ -21,7 +22,7 @@ from llm_mux.backends.http import (
 )
 
 if TYPE_CHECKING:
-    import httpx2 as httpx
+    from llm_mux.backends.http import Answer
 
 
 class OllamaBackend(HttpBackend):
@@ -62,9 +63,9 @@ class OllamaBackend(HttpBackend):
             raise TypeError("content is not text")
         return content, _usage(data)
 
-    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+    async def iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
         size = 0
-        async for line in response.aiter_lines():
+        async for line in sse.lines(response, self._max_bytes):
             if not line.strip():
                 continue
             chunk = json.loads(line)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from llm_mux.backends import sse
 from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import (
     HttpBackend,
@@ -20,7 +21,7 @@ from llm_mux.backends.http import (
 )
 
 if TYPE_CHECKING:
-    import httpx2 as httpx
+    from llm_mux.backends.http import Answer
 
 
 class OpenAIBackend(HttpBackend):
@@ -55,12 +56,10 @@ class OpenAIBackend(HttpBackend):
         content = data["choices"][0]["message"]["content"]
         return _content_text(content), _usage(data.get("usage"))
 
-    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
-        import httpx2 as httpx
-
+    async def iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
         size = 0
         finished = False
-        async for event in httpx.EventSource(response):
+        async for event in sse.events(response, self._max_bytes):
             if event.data.strip() == "[DONE]":
                 finished = True
                 break

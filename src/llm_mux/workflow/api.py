@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -264,6 +263,8 @@ def _ecosystem(prepared: Prepared) -> tuple[Any, Any]:
 
 def save_output(text: str, workflow: str) -> Path:
     """Save a run's final output (secrets masked) to a 0600 file in a private 0700 directory."""
+    import tempfile
+
     from llm_mux.secrets import redact
 
     directory = _private_dir()
@@ -277,6 +278,8 @@ def save_output(text: str, workflow: str) -> Path:
 
 def _private_dir() -> Path:
     """``$TMPDIR/llm-mux-<uid>``, created 0700; a fresh private dir if that one is not ours."""
+    import tempfile  # here, not at the top: it imports shutil and compressors at start-up
+
     base = Path(tempfile.gettempdir())
     directory = base / f"{OUTPUT_DIR_PREFIX}{os.getuid()}"
     try:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from llm_mux.errors import LlmMuxError
 from llm_mux.logs import get_logger
 from llm_mux.memory.ledger import WHOLE_STEP, Ledger, RecordedStep, StepRecord
+from llm_mux.schema import dump
 from llm_mux.workflow.results import (
     Outputs,
     QueryRequest,
@@ -195,7 +196,7 @@ def input_hash(
     which template starts rendering, so a timeout or a signal can name it.
     """
     head = {
-        "definition": step.model_dump(mode="json", by_alias=True),
+        "definition": dump(step, by_alias=True),
         "item": [item, _jsonable(context.get("item")) if item != WHOLE_STEP else None],
         "backends": backends,
     }
@@ -262,8 +263,8 @@ def resolved_backends(step: Step, config: Any, team: Any) -> Any:
         except LlmMuxError:
             return {"role": role_name}
         names = list(role.backends)
-    settings = {n: b.model_dump(mode="json") for n in names if (b := config.backends.get(n))}
-    return {"role": role.model_dump(mode="json") if role else None, "backends": settings}
+    settings = {n: dump(b) for n in names if (b := config.backends.get(n))}
+    return {"role": dump(role) if role else None, "backends": settings}
 
 
 # --- results to and from the ledger ---
