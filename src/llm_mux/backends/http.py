@@ -241,12 +241,6 @@ def merge(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
-    """OpenAI-style messages: an optional system message, then the user's prompt."""
-    messages = [{"role": "system", "content": system}] if system else []
-    return [*messages, {"role": "user", "content": prompt}]
-
-
 def request_messages(request: Request, system: str | None) -> list[dict[str, str]]:
     """OpenAI-style messages: an optional system message, then the request's turns."""
     messages = [{"role": "system", "content": system}] if system else []
@@ -293,7 +287,8 @@ class HttpBackend:
     # hooks ------------------------------------------------------------------------------
 
     def headers(self, api_key: str | None) -> dict[str, str]:
-        raise NotImplementedError
+        """The key as a bearer token (OpenAI and Ollama); APIs with their own header override."""
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def body(self, request: Request) -> dict[str, Any]:
         raise NotImplementedError
@@ -351,6 +346,27 @@ class HttpBackend:
 
     def temperature(self, request: Request) -> float | None:
         return request.temperature if request.temperature is not None else self.cfg.temperature
+
+    def sampling(
+        self, request: Request, *, max_tokens: str = "max_tokens", stop: str = "stop"
+    ) -> dict[str, Any]:
+        """The sampling settings that are set, under this API's names for them."""
+        found: dict[str, Any] = {}
+        tokens, temperature = self.max_tokens(request), self.temperature(request)
+        if tokens is not None:
+            found[max_tokens] = tokens
+        if temperature is not None:
+            found["temperature"] = temperature
+        if request.stop:
+            found[stop] = list(request.stop)
+        return found
+
+    def counted(self, size: int, piece: str) -> int:
+        """``size`` grown by a streamed ``piece``; past ``max_output_mb`` the answer is refused."""
+        size += len(piece)
+        if size > self._max_bytes:
+            raise self.too_large()
+        return size
 
     @property
     def _owner(self) -> str:
