@@ -305,7 +305,7 @@ class HttpBackend:
         """A streamed answer accumulated: (text, usage)."""
         parts: list[str] = []
         usage: Usage | None = None
-        async for delta in self.iter_stream(response):
+        async for delta in self._iter_stream(response):
             parts.append(delta.text)
             usage = delta.usage or usage
         return "".join(parts), usage
@@ -432,18 +432,18 @@ class HttpBackend:
         """The streamed response to ``body`` with a 2xx status; an error class otherwise."""
         resp = await self._send(target, body, timeout)
         try:
-            if not 200 <= resp.status_code < 300:
-                raw = await self._read(resp)
-                raise status_error(
-                    resp.status_code,
-                    backend=self.name,
-                    headers=resp.headers,
-                    body=raw,
-                    url=target.url,
-                )
+            await self._check_status(resp, target)
             yield resp
         finally:
             await resp.aclose()
+
+    async def _check_status(self, resp: httpx.Response, target: _Target) -> None:
+        """Nothing for a 2xx answer; else the error class its status and body call for."""
+        if not 200 <= resp.status_code < 300:
+            raw = await self._read(resp)
+            raise status_error(
+                resp.status_code, backend=self.name, headers=resp.headers, body=raw, url=target.url
+            )
 
     async def _send(self, target: _Target, body: dict[str, Any], timeout: float) -> httpx.Response:
         """POST ``body`` on this backend's pool; the answer's body is left to the caller."""
@@ -459,6 +459,7 @@ class HttpBackend:
         return await client.send(request, stream=True)
 
     async def _iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+        """``iter_stream`` with what it cannot understand reported as a ParseError."""
         try:
             async for delta in self.iter_stream(response):
                 yield delta
@@ -489,28 +490,13 @@ class HttpBackend:
             if log.isEnabledFor(logging.DEBUG):
                 where, ms = safe_url(target.url), _ms_since(started)
                 log.debug("POST %s -> %d (%d ms)", where, resp.status_code, ms)
-            if not 200 <= resp.status_code < 300:
-                raw = await self._read(resp)
-                raise status_error(
-                    resp.status_code,
-                    backend=self.name,
-                    headers=resp.headers,
-                    body=raw,
-                    url=target.url,
-                )
+            await self._check_status(resp, target)
             content_type = resp.headers.get("content-type", "")
             if self.cfg.stream and content_type.startswith(self.stream_type):
-                return await self._read_stream(resp)
+                return await self.read_stream(resp)
             return self._understand(await self._read(resp))
         finally:
             await resp.aclose()
-
-    async def _read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
-        try:
-            return await self.read_stream(response)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            message = f"malformed stream from {safe_url(str(response.url))}: {exc}"
-            raise ParseError(_shorten(message, QUOTE_LIMIT), backend=self.name) from None
 
     async def _read(self, response: httpx.Response) -> str:
         chunks, size = [], 0
