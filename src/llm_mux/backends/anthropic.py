@@ -38,17 +38,13 @@ class AnthropicBackend(HttpBackend):
     def body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.cfg.model,
-            "max_tokens": self.max_tokens(request) or DEFAULT_MAX_TOKENS,
             "messages": [{"role": m.role, "content": m.content} for m in request.turns()],
+            **self.sampling(request, stop="stop_sequences"),
         }
+        body["max_tokens"] = body.get("max_tokens") or DEFAULT_MAX_TOKENS  # the API requires it
         system = self.system(request)
         if system:
             body["system"] = system
-        temperature = self.temperature(request)
-        if temperature is not None:
-            body["temperature"] = temperature
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
         if self.cfg.stream:
             body["stream"] = True
         return merge(body, self.cfg.params)
@@ -78,9 +74,7 @@ class AnthropicBackend(HttpBackend):
                 tokens_in = input_tokens(usage) or tokens_in
             elif kind == "content_block_delta":
                 piece = (data.get("delta") or {}).get("text") or ""
-                size += len(piece)
-                if size > self._max_bytes:
-                    raise self.too_large()
+                size = self.counted(size, piece)
                 if piece:
                     yield Delta(piece)
             elif kind == "message_stop":

@@ -315,12 +315,6 @@ def merge(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
-    """OpenAI-style messages: an optional system message, then the user's prompt."""
-    messages = [{"role": "system", "content": system}] if system else []
-    return [*messages, {"role": "user", "content": prompt}]
-
-
 def request_messages(request: Request, system: str | None) -> list[dict[str, str]]:
     """OpenAI-style messages: an optional system message, then the request's turns."""
     messages = [{"role": "system", "content": system}] if system else []
@@ -368,7 +362,8 @@ class HttpBackend:
     # hooks ------------------------------------------------------------------------------
 
     def headers(self, api_key: str | None) -> dict[str, str]:
-        raise NotImplementedError
+        """The key as a bearer token (OpenAI and Ollama); APIs with their own header override."""
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def body(self, request: Request) -> dict[str, Any]:
         raise NotImplementedError
@@ -385,7 +380,7 @@ class HttpBackend:
         """A streamed answer accumulated: (text, usage)."""
         parts: list[str] = []
         usage: Usage | None = None
-        async for delta in self.iter_stream(response):
+        async for delta in self._iter_stream(response):
             parts.append(delta.text)
             usage = delta.usage or usage
         return "".join(parts), usage
@@ -426,6 +421,27 @@ class HttpBackend:
 
     def temperature(self, request: Request) -> float | None:
         return request.temperature if request.temperature is not None else self.cfg.temperature
+
+    def sampling(
+        self, request: Request, *, max_tokens: str = "max_tokens", stop: str = "stop"
+    ) -> dict[str, Any]:
+        """The sampling settings that are set, under this API's names for them."""
+        found: dict[str, Any] = {}
+        tokens, temperature = self.max_tokens(request), self.temperature(request)
+        if tokens is not None:
+            found[max_tokens] = tokens
+        if temperature is not None:
+            found["temperature"] = temperature
+        if request.stop:
+            found[stop] = list(request.stop)
+        return found
+
+    def counted(self, size: int, piece: str) -> int:
+        """``size`` grown by a streamed ``piece``; past ``max_output_mb`` the answer is refused."""
+        size += len(piece)
+        if size > self._max_bytes:
+            raise self.too_large()
+        return size
 
     @property
     def _owner(self) -> str:
@@ -493,18 +509,18 @@ class HttpBackend:
         """The streamed response to ``body`` with a 2xx status; an error class otherwise."""
         resp = await self._send(target, body, timeout)
         try:
-            if not 200 <= resp.status_code < 300:
-                raw = await self._read(resp)
-                raise status_error(
-                    resp.status_code,
-                    backend=self.name,
-                    headers=resp.headers,
-                    body=raw,
-                    url=target.url,
-                )
+            await self._check_status(resp, target)
             yield resp
         finally:
             await resp.aclose()
+
+    async def _check_status(self, resp: Answer, target: _Target) -> None:
+        """Nothing for a 2xx answer; else the error class its status and body call for."""
+        if not 200 <= resp.status_code < 300:
+            raw = await self._read(resp)
+            raise status_error(
+                resp.status_code, backend=self.name, headers=resp.headers, body=raw, url=target.url
+            )
 
     async def _send(self, target: _Target, body: dict[str, Any], timeout: float) -> Answer:
         """POST ``body`` on this backend's pool; the answer's body is left to the caller."""
@@ -527,6 +543,7 @@ class HttpBackend:
         return await client.send(request, stream=True)
 
     async def _iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
+        """``iter_stream`` with what it cannot understand reported as a ParseError."""
         try:
             async for delta in self.iter_stream(response):
                 yield delta
@@ -563,30 +580,13 @@ class HttpBackend:
             if log.isEnabledFor(logging.DEBUG):
                 where, ms = safe_url(target.url), _ms_since(started)
                 log.debug("POST %s -> %d (%d ms)", where, resp.status_code, ms)
-            if not 200 <= resp.status_code < 300:
-                raw = await self._read(resp)
-                raise status_error(
-                    resp.status_code,
-                    backend=self.name,
-                    headers=resp.headers,
-                    body=raw,
-                    url=target.url,
-                )
+            await self._check_status(resp, target)
             content_type = resp.headers.get("content-type", "")
             if self.cfg.stream and content_type.startswith(self.stream_type):
-                return await self._read_stream(resp)
+                return await self.read_stream(resp)
             return self._understand(await self._read(resp))
         finally:
             await resp.aclose()
-
-    async def _read_stream(self, response: Answer) -> tuple[str, Usage | None]:
-        try:
-            return await self.read_stream(response)
-        except sse.TooLong:
-            raise self.too_large() from None
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            message = f"malformed stream from {safe_url(str(response.url))}: {exc}"
-            raise ParseError(_shorten(message, QUOTE_LIMIT), backend=self.name) from None
 
     async def _read(self, response: Answer) -> str:
         chunks, size = [], 0

@@ -30,6 +30,7 @@ from llm_mux.workflow.results import (
     Outputs,
     QueryRequest,
     StepResult,
+    jsonable,
     query_request,
     set_json,
     set_request,
@@ -197,7 +198,7 @@ def input_hash(
     """
     head = {
         "definition": dump(step, by_alias=True),
-        "item": [item, _jsonable(context.get("item")) if item != WHOLE_STEP else None],
+        "item": [item, jsonable(context.get("item")) if item != WHOLE_STEP else None],
         "backends": backends,
     }
     digest = hashlib.sha256(_canonical(head))
@@ -234,18 +235,10 @@ def _rendered(
         from llm_mux.templates import evaluate
 
         try:
-            items = _jsonable(list(evaluate(step.for_each, context)))
+            items = jsonable(list(evaluate(step.for_each, context)))
             yield "for_each", json.dumps(items, default=str)
         except (LlmMuxError, TypeError) as exc:
             yield "for_each", f"<unrenderable: {exc}>"
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
 
 
 def resolved_backends(step: Step, config: Any, team: Any) -> Any:
