@@ -4,20 +4,19 @@ The public API is small and pinned by a test; heavy modules load only when used,
 ``import llm_mux`` stays cheap for the CLI's start-up.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 from llm_mux._version import __version__
 
+TYPE_CHECKING = False  # not typing's: importing typing would cost `--version` a third
 if TYPE_CHECKING:
+    from typing import Any
+
     from llm_mux.config import load_config
     from llm_mux.workflow.api import run_workflow
 
 __all__ = ["__version__", "load_config", "run_workflow"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name == "load_config":
         from llm_mux.config import load_config
 

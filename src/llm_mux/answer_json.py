@@ -26,7 +26,7 @@ from typing import Any
 MAX_DEPTH = 500  # below the decoder's own recursion limit
 
 _DECODER = json.JSONDecoder(strict=False)
-_WS = re.compile(r"[ \t\n\r]*")
+_WS = re.compile(r"[ \t\n\r]+")
 _STRING = re.compile(r'"[^"\\]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\]*)*"')
 _SCALAR = re.compile(
     r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|NaN|-?Infinity"
@@ -156,7 +156,8 @@ class Scanner:
         pos = self._open(stack, start)
         while stack:
             self.work += 1
-            pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+            if blank := _WS.match(text, pos):
+                pos = blank.end()
             frame = stack[-1]
             char = text[pos] if pos < n else ""
             state = frame[2]

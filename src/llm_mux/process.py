@@ -313,19 +313,27 @@ async def _exited(proc: asyncio.subprocess.Process) -> None:
     except (OSError, AttributeError):
         await _poll_exit(proc)
         return
-    loop = asyncio.get_running_loop()
-    exited = loop.create_future()
-
-    def on_exit() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(fd, on_exit)
     try:
-        await exited
+        await readable(fd)
+    finally:
+        os.close(fd)
+
+
+async def readable(fd: int) -> None:
+    """Wait on the event loop, without a thread, until ``fd`` can be read: a pidfd when
+    its process exits, a terminal when a line was typed. Cancelling stops the wait."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
     finally:
         loop.remove_reader(fd)
-        os.close(fd)
 
 
 async def _poll_exit(proc: asyncio.subprocess.Process) -> None:

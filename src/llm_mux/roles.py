@@ -17,7 +17,6 @@ import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from llm_mux.backends.base import Backend, Request, Response
@@ -36,6 +35,7 @@ from llm_mux.errors import (
     did_you_mean,
 )
 from llm_mux.events import BackendEvent, BackendState, Listener
+from llm_mux.schema import updated
 
 
 @dataclass
@@ -174,12 +174,7 @@ class Multiplexer:
     async def __aenter__(self) -> Multiplexer:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -204,7 +199,7 @@ class Multiplexer:
             update["execution"] = override.execution
         if override.min_success is not None:
             update["min_success"] = override.min_success
-        return role.model_copy(update=update)
+        return updated(role, **update)
 
     def slot(self, backend: str) -> AbstractAsyncContextManager[Any]:
         """A limiter slot for one request to ``backend`` (waits while limits are reached)."""

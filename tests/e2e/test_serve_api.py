@@ -6,6 +6,7 @@ HTTP backends are a fake LLM server on 127.0.0.1 that wants its own key.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from tests.conftest import within
 from tests.fakes.server import FakeLLMServer, Reply, drop, error, hang, html, rate_limited
 from tests.serve_support import KEY, UPSTREAM_KEY, Served, start, stop
 
@@ -687,8 +689,12 @@ def test_metrics(served: Served, oai: openai.OpenAI) -> None:
 
 def test_access_log_has_one_line_per_request(served: Served, oai: openai.OpenAI) -> None:
     ask(oai, "panel", "logged")
-    lines = [line for line in served.stderr().splitlines() if "model=panel" in line]
-    assert lines and "POST /v1/chat/completions" in lines[-1]
+    # the line is written once the answer has gone out: the client may read it first
+    deadline = time.monotonic() + within(5)
+    while not (lines := [ln for ln in served.stderr().splitlines() if "model=panel" in ln]):
+        assert time.monotonic() < deadline, served.stderr()
+        time.sleep(0.02)
+    assert "POST /v1/chat/completions" in lines[-1]
     assert "status=200" in lines[-1] and "backend=m_ok,m_echo" in lines[-1]
     assert lines[-1].endswith(" ms")
 

@@ -143,7 +143,9 @@ def test_without_shared_each_process_holds_the_rate_alone(
     assert all(code == 0 for code, _, _ in results), results
     for tag in ("p0", "p1"):
         own = arrivals(server, tag)
-        assert len(own) == 10 and own[-1] - own[0] >= 9 * 0.1 * 0.9  # paced in its process
+        # paced in its process; counted from the second arrival, since the first request
+        # also opens the connection, which a busy machine can delay by a whole interval
+        assert len(own) == 10 and own[-1] - own[1] >= 8 * 0.1 * 0.9
     assert busiest_window(arrivals(server)) > 1.05 * 10 + 1  # but not with the other one
 
 

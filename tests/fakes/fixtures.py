@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from llm_mux.config import Backend, Config, Defaults, Role, Team
+from llm_mux.schema import validate
 from tests.fakes.server import FakeLLMServer
 
 FAKES = Path(__file__).resolve().parent
@@ -116,8 +117,8 @@ def make_config(
 ) -> Config:
     """A validated :class:`Config` from plain tables, as the loader would build it."""
     return Config(
-        defaults=Defaults.model_validate(defaults or {}),
-        backends={n: Backend.model_validate({**b, "name": n}) for n, b in backends.items()},
-        roles={n: Role.model_validate({**r, "name": n}) for n, r in (roles or {}).items()},
-        teams={n: Team.model_validate({**t, "name": n}) for n, t in (teams or {}).items()},
+        defaults=validate(Defaults, defaults or {}),
+        backends={n: validate(Backend, {**b, "name": n}) for n, b in backends.items()},
+        roles={n: validate(Role, {**r, "name": n}) for n, r in (roles or {}).items()},
+        teams={n: validate(Team, {**t, "name": n}) for n, t in (teams or {}).items()},
     )

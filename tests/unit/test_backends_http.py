@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llm_mux.backends.base import Response
+from llm_mux.backends.base import Request, Response
 from llm_mux.backends.build import build_backend
 from llm_mux.backends.http import HttpClientHolder
 from llm_mux.config import Config
@@ -152,6 +152,25 @@ async def test_anthropic_messages(
         "system": "sys",
         "messages": [{"role": "user", "content": "q"}],
     }
+
+
+SAMPLING_NAMES = [
+    ("openai", {"max_tokens": 7, "temperature": 0.5, "stop": ["END", "##"]}),
+    ("anthropic", {"max_tokens": 7, "temperature": 0.5, "stop_sequences": ["END", "##"]}),
+    ("ollama", {"options": {"num_predict": 7, "temperature": 0.5, "stop": ["END", "##"]}}),
+]
+
+
+@pytest.mark.parametrize(("kind", "expected"), SAMPLING_NAMES)
+async def test_a_requests_sampling_settings_use_each_apis_names(
+    llm_server: FakeLLMServer, kind: str, expected: dict[str, Any]
+) -> None:
+    request = Request("hi", max_tokens=7, temperature=0.5, stop=("END", "##"))
+    config = config_for(llm_server, kind, max_tokens=99, temperature=1.5)
+    async with Multiplexer(config) as mux:
+        await mux.call_backend("b", "hi", request=request)
+    body = llm_server.requests[0].body
+    assert {key: body[key] for key in expected} == expected
 
 
 async def test_anthropic_version_and_streaming(llm_server: FakeLLMServer) -> None:
@@ -389,6 +408,15 @@ async def test_one_pooled_connection_per_run(llm_server: FakeLLMServer) -> None:
 async def test_answer_over_the_output_cap_is_a_parse_error(llm_server: FakeLLMServer) -> None:
     llm_server.script(answer("z" * (2 * 1024 * 1024)))
     found = await failure(llm_server, defaults={"max_output_mb": 1})
+    assert isinstance(found, ParseError) and "max_output_mb" in str(found)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "ollama"])
+async def test_a_stream_over_the_output_cap_is_a_parse_error(
+    llm_server: FakeLLMServer, kind: str
+) -> None:
+    llm_server.script(answer(" ".join(["z" * 1023] * 2048)))  # 2 MiB in 1 KiB pieces
+    found = await failure(llm_server, kind, stream=True, defaults={"max_output_mb": 1})
     assert isinstance(found, ParseError) and "max_output_mb" in str(found)
     assert found.error_class == "Parse"
     assert len(llm_server.requests) == 1  # not retried

@@ -31,6 +31,7 @@ from llm_mux.errors import (
     ServerError,
     Unavailable,
 )
+from llm_mux.schema import validate
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -67,7 +68,7 @@ def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> N
 
 
 def cfg(**keys: Any) -> Backend:
-    return Backend.model_validate({"name": "b", "type": "mock", **keys})
+    return validate(Backend, {"name": "b", "type": "mock", **keys})
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 
 from llm_mux.errors import Unavailable
 from llm_mux.roles import Multiplexer
+from llm_mux.schema import validate
 from tests.fakes.fixtures import make_config
 from tests.fakes.redis_server import RedisServer, SilentServer
 from tests.fakes.server import FakeLLMServer, rate_limited
@@ -31,7 +32,7 @@ def shared_config(url: str, backend: dict[str, Any], **shared: Any) -> Any:
     # a busy test machine can stall a Redis call past the 250 ms default, and the limits
     # would then (rightly) fall back to local ones: sharing tests must not see that
     shared.setdefault("timeout_ms", 3000)
-    settings = Shared.model_validate({"redis_url": url, **shared})
+    settings = validate(Shared, {"redis_url": url, **shared})
     return type(config)(**{**config.__dict__, "shared": settings})
 
 

@@ -87,3 +87,27 @@ def test_outside_any_ecosystem_reads_default(tmp_path: Path) -> None:
 def test_bad_arguments_are_template_errors(store: MemoryStore, call: str) -> None:
     with pytest.raises(TemplateError, match=r"memory\.facts"):
         render("{{ " + call + " }}", MemoryReader(store, "myapp"))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("memory.relationships(type=['x'])", "memory.relationships(type=…) must be a string"),
+        ("memory.entities(entity_type={})", "memory.entities(entity_type=…) must be a string"),
+        ("memory.entities(search=True)", "memory.entities(search=…) must be a string, got bool"),
+        ("memory.relationships(limit=2.5)", "memory.relationships(limit=…) must be a non-neg"),
+    ],
+)
+def test_a_bad_argument_names_its_method_and_filter(
+    store: MemoryStore, call: str, message: str
+) -> None:
+    with pytest.raises(TemplateError) as caught:
+        render("{{ " + call + " }}", MemoryReader(store, "myapp"))
+    assert message in str(caught.value)
+
+
+def test_numbers_filter_as_their_text(store: MemoryStore) -> None:
+    store.store_text('{"facts": [{"project": "7", "fact": "seven", "source": "s"}]}', ecosystem="n")
+    reader = MemoryReader(store, "n")
+    assert render("{{ memory.facts(project=7)[0].fact }}", reader) == "seven"
+    assert render("{{ memory.entities(project=7, limit=0) | length }}", reader) == "0"

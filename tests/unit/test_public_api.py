@@ -70,6 +70,17 @@ def test_every_public_name_resolves() -> None:
         _ = llm_mux.nope  # type: ignore[attr-defined]
 
 
+def test_run_workflow_takes_what_arun_workflow_takes() -> None:
+    import inspect
+
+    from llm_mux.workflow.api import arun_workflow
+
+    assert inspect.signature(llm_mux.run_workflow) == inspect.signature(arun_workflow)
+    assert list(inspect.signature(llm_mux.run_workflow).parameters)[:2] == ["workflow", "args"]
+    assert llm_mux.run_workflow.__name__ == "run_workflow"
+    assert "Interrupted" in (llm_mux.run_workflow.__doc__ or "")
+
+
 def test_importing_the_package_is_cheap() -> None:
     heavy = ("pydantic", "httpx2", "jinja2", "rich", "asyncio", "click")
     code = f"import llm_mux, sys; print(sorted(m for m in {heavy!r} if m in sys.modules))"

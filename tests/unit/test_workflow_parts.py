@@ -168,13 +168,21 @@ def test_wrap_passes_the_command_as_one_argument() -> None:
 
 
 def test_step_kind_registry() -> None:
+    from llm_mux.schema import validate
     from llm_mux.workflow.model import STEP_MODELS
     from llm_mux.workflow.steps import get_kind
 
-    assert {"shell", "query", "input", "apply", "store"} <= set(STEP_MODELS)
+    required = {
+        "shell": {"run": "true"},
+        "query": {"role": "r", "prompt": "p"},
+        "apply": {"source": "s"},
+        "store": {"prompt": "p"},
+        "input": {"prompt": "p"},
+    }
+    assert set(required) == set(STEP_MODELS)
     for name, model in STEP_MODELS.items():
         assert name == model.KIND
-        step = model.model_construct(name="s", type=name)
+        step = validate(model, {"name": "s", "type": name, **required[name]})
         kind = get_kind(step)
         assert kind is get_kind(step)
         assert type(kind).__module__ == model.IMPLEMENTATION

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from llm_mux.backends import sse
 from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import HttpBackend, int_or_none, merge, stream_error, truncated
 
 if TYPE_CHECKING:
-    import httpx2 as httpx
+    from llm_mux.backends.http import Answer
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -37,17 +38,13 @@ class AnthropicBackend(HttpBackend):
     def body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.cfg.model,
-            "max_tokens": self.max_tokens(request) or DEFAULT_MAX_TOKENS,
             "messages": [{"role": m.role, "content": m.content} for m in request.turns()],
+            **self.sampling(request, stop="stop_sequences"),
         }
+        body["max_tokens"] = body.get("max_tokens") or DEFAULT_MAX_TOKENS  # the API requires it
         system = self.system(request)
         if system:
             body["system"] = system
-        temperature = self.temperature(request)
-        if temperature is not None:
-            body["temperature"] = temperature
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
         if self.cfg.stream:
             body["stream"] = True
         return merge(body, self.cfg.params)
@@ -59,12 +56,10 @@ class AnthropicBackend(HttpBackend):
         text = "".join(b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text")
         return text, _usage(data.get("usage"))
 
-    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
-        import httpx2 as httpx
-
+    async def iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
         tokens_in = tokens_out = None
         size = 0
-        async for event in httpx.EventSource(response):
+        async for event in sse.events(response, self._max_bytes):
             data = event.json() if event.data else {}
             if not isinstance(data, dict):
                 continue
@@ -79,9 +74,7 @@ class AnthropicBackend(HttpBackend):
                 tokens_in = input_tokens(usage) or tokens_in
             elif kind == "content_block_delta":
                 piece = (data.get("delta") or {}).get("text") or ""
-                size += len(piece)
-                if size > self._max_bytes:
-                    raise self.too_large()
+                size = self.counted(size, piece)
                 if piece:
                     yield Delta(piece)
             elif kind == "message_stop":

@@ -1,8 +1,10 @@
 """What the HTTP backends share: one pooled client per run, one place that turns HTTP
-statuses and httpx exceptions into our error classes, and the request/answer skeleton.
+statuses and transport exceptions into our error classes, and the request/answer skeleton.
 
-Diagnostics are metadata only (method, URL without query, status, timing); headers are
-never logged. ``httpx`` is imported on first use, so CLI-only runs never pay for it.
+A backend at a plain ``http://`` URL (a local server, the common case there) is called
+through :mod:`llm_mux.backends.wire`; ``https``, proxies and doctor's checks go through
+httpx2, imported on first use, so runs that need neither never pay for it. Diagnostics are
+metadata only (method, URL without query, status, timing); headers are never logged.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import asyncio
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from llm_mux.backends import sse, wire
 from llm_mux.backends.base import Delta, Request, Response, Usage
 from llm_mux.backends.patterns import AUTH
 from llm_mux.backends.retry import parse_retry_after
@@ -50,28 +54,62 @@ _HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 log = get_logger("backend.http")
 
 
-class HttpClientHolder:
-    """The run's one pooled ``AsyncClient``, created on first use and closed at the end.
+class Answer(Protocol):
+    """A response whose body is read as it arrives: httpx2's, or :mod:`wire`'s."""
 
-    Its connections are pooled per backend (see :func:`_pool_per_backend`) unless proxies
-    come from the environment, where the client's own proxy routing is kept as it is.
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def url(self) -> object: ...
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+    async def aclose(self) -> None: ...
+
+
+def _user_agent() -> str:
+    from llm_mux._version import __version__
+
+    return f"llm-mux/{__version__}"
+
+
+class HttpClientHolder:
+    """The run's HTTP clients, created on first use and closed at the end: the plain-http
+    pool, and one pooled httpx2 ``AsyncClient`` for the rest.
+
+    The client's connections are pooled per backend (see :func:`_pool_per_backend`) unless
+    proxies come from the environment, where the client's own proxy routing is kept as it
+    is (and plain-http backends go through it too).
     """
 
     def __init__(self) -> None:
         self._client: httpx.AsyncClient | None = None
+        self._wire: wire.WirePool | None = None
+        self._proxied: bool | None = None
 
     def get(self) -> httpx.AsyncClient:
         if self._client is None:
             import httpx2 as httpx
 
-            from llm_mux._version import __version__
-
-            headers = {"User-Agent": f"llm-mux/{__version__}"}
-            transport = None if _environment_proxies() else _pool_per_backend()
+            headers = {"User-Agent": _user_agent()}
+            transport = None if self.proxied() else _pool_per_backend()
             self._client = httpx.AsyncClient(headers=headers, transport=transport)
         return self._client
 
+    def wire(self) -> wire.WirePool:
+        if self._wire is None:
+            self._wire = wire.WirePool(_user_agent())
+        return self._wire
+
+    def proxied(self) -> bool:
+        if self._proxied is None:
+            self._proxied = _environment_proxies()
+        return self._proxied
+
     async def aclose(self) -> None:
+        if self._wire is not None:
+            pool, self._wire = self._wire, None
+            pool.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -83,12 +121,16 @@ POOL = "llm_mux.pool"
 """Request extension naming the connection pool (the backend) a request belongs to."""
 
 
-def _environment_proxies() -> bool:
-    """Whether HTTP(S)_PROXY or ALL_PROXY is set: httpx routes those only for its own pool."""
-    from urllib.request import getproxies
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
 
-    found = getproxies()
-    return any(found.get(scheme) for scheme in ("http", "https", "all"))
+
+def _environment_proxies() -> bool:
+    """Whether HTTP(S)_PROXY or ALL_PROXY is set, in any case (as ``urllib`` and httpx
+    read them): httpx routes those only for its own pool, and the plain-http client not at
+    all, so with any of them set every request goes through httpx's own routing."""
+    import os
+
+    return any(value and name.lower() in _PROXY_VARIABLES for name, value in os.environ.items())
 
 
 def _pool_per_backend() -> httpx.AsyncBaseTransport:
@@ -203,12 +245,22 @@ def status_error(
     return BadRequest(detail, **common)
 
 
-def translate(exc: Exception, *, backend: str, url: str) -> BackendError:
-    """Map an httpx transport exception onto our error classes (keep it as the cause)."""
-    import httpx2 as httpx
+def transport_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of either HTTP client (httpx2 is not imported for it)."""
+    if isinstance(exc, wire.WireError):
+        return True
+    httpx = sys.modules.get("httpx2")
+    return httpx is not None and isinstance(exc, httpx.HTTPError | httpx.InvalidURL)
 
+
+def translate(exc: Exception, *, backend: str, url: str) -> BackendError:
+    """Map a transport exception onto our error classes (keep it as the cause)."""
     where = safe_url(url)
     reason = str(exc) or type(exc).__name__
+    if isinstance(exc, wire.WireError):
+        return _translate_wire(exc, backend=backend, where=where, reason=reason)
+    import httpx2 as httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return BackendTimeout(f"{type(exc).__name__} talking to {where}", backend=backend)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
@@ -219,6 +271,16 @@ def translate(exc: Exception, *, backend: str, url: str) -> BackendError:
         return ParseError(f"cannot decode the answer from {where}: {reason}", backend=backend)
     error = ServerError(f"connection error with {where}: {reason}", backend=backend)
     error.dropped = isinstance(exc, httpx.RemoteProtocolError)
+    return error
+
+
+def _translate_wire(exc: wire.WireError, *, backend: str, where: str, reason: str) -> BackendError:
+    if isinstance(exc, wire.WireTimeout):
+        return BackendTimeout(f"{exc.kind} talking to {where}", backend=backend)
+    if isinstance(exc, wire.WireConnectError):
+        return Unavailable(f"cannot connect to {where}: {reason}", backend=backend)
+    error = ServerError(f"connection error with {where}: {reason}", backend=backend)
+    error.dropped = True
     return error
 
 
@@ -275,6 +337,18 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def plain_address(url: str) -> tuple[str, int, str] | None:
+    """(host, port, path with query) of a plain-``http://`` URL the wire client can send to
+    as written; None for anything else (https, credentials, text that needs escaping)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or parts.username is not None:
+        return None
+    if not url.isascii() or any(c in url for c in ' \t\r\n"<>\\^`{|}'):
+        return None
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, parts.port or 80, path
+
+
 def join_url(base: str, path: str) -> str:
     """``path`` appended to the path of ``base``, keeping any query string of ``base``."""
     parts = urlsplit(base)
@@ -292,12 +366,6 @@ def merge(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
-    """OpenAI-style messages: an optional system message, then the user's prompt."""
-    messages = [{"role": "system", "content": system}] if system else []
-    return [*messages, {"role": "user", "content": prompt}]
-
-
 def request_messages(request: Request, system: str | None) -> list[dict[str, str]]:
     """OpenAI-style messages: an optional system message, then the request's turns."""
     messages = [{"role": "system", "content": system}] if system else []
@@ -309,13 +377,14 @@ def request_messages(request: Request, system: str | None) -> list[dict[str, str
 
 @dataclass(frozen=True)
 class _Target:
-    """Where a backend posts: the URL as text (for messages), what is handed to httpx (the
-    URL parsed once, or the text when httpx cannot parse it, so the request reports it),
-    and the headers."""
+    """Where a backend posts: the URL as text (for messages), the headers, and either the
+    plain-http address (host, port, path) or what is handed to httpx (the URL parsed once,
+    or the text when httpx cannot parse it, so the request reports it)."""
 
     url: str
-    send_to: httpx.URL | str
     headers: dict[str, str]
+    plain: tuple[str, int, str] | None = None
+    send_to: httpx.URL | str = ""
 
 
 class HttpBackend:
@@ -344,7 +413,8 @@ class HttpBackend:
     # hooks ------------------------------------------------------------------------------
 
     def headers(self, api_key: str | None) -> dict[str, str]:
-        raise NotImplementedError
+        """The key as a bearer token (OpenAI and Ollama); APIs with their own header override."""
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def body(self, request: Request) -> dict[str, Any]:
         raise NotImplementedError
@@ -353,15 +423,15 @@ class HttpBackend:
         """(text, usage) from the decoded JSON; KeyError/IndexError/TypeError = not understood."""
         raise NotImplementedError
 
-    def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+    def iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
         """The deltas of a streamed answer, as they arrive."""
         raise NotImplementedError
 
-    async def read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
+    async def read_stream(self, response: Answer) -> tuple[str, Usage | None]:
         """A streamed answer accumulated: (text, usage)."""
         parts: list[str] = []
         usage: Usage | None = None
-        async for delta in self.iter_stream(response):
+        async for delta in self._iter_stream(response):
             parts.append(delta.text)
             usage = delta.usage or usage
         return "".join(parts), usage
@@ -403,17 +473,40 @@ class HttpBackend:
     def temperature(self, request: Request) -> float | None:
         return request.temperature if request.temperature is not None else self.cfg.temperature
 
+    def sampling(
+        self, request: Request, *, max_tokens: str = "max_tokens", stop: str = "stop"
+    ) -> dict[str, Any]:
+        """The sampling settings that are set, under this API's names for them."""
+        found: dict[str, Any] = {}
+        tokens, temperature = self.max_tokens(request), self.temperature(request)
+        if tokens is not None:
+            found[max_tokens] = tokens
+        if temperature is not None:
+            found["temperature"] = temperature
+        if request.stop:
+            found[stop] = list(request.stop)
+        return found
+
+    def counted(self, size: int, piece: str) -> int:
+        """``size`` grown by a streamed ``piece``; past ``max_output_mb`` the answer is refused."""
+        size += len(piece)
+        if size > self._max_bytes:
+            raise self.too_large()
+        return size
+
     @property
     def _owner(self) -> str:
         return f"backend '{self.name}'"
 
     def prepare(self) -> None:
-        """Import httpx, build the client and resolve the URL ahead of the limiter's slot,
-        so a paced request is sent the moment it is admitted (the first costs ~100 ms)."""
+        """Resolve the URL (and for httpx2, import it and build its client) ahead of the
+        limiter's slot, so a paced request is sent the moment it is admitted (httpx2's
+        first request costs ~100 ms)."""
         if self._target is not None:
             return
+        if self._resolve().plain is not None:
+            return
         self._client.get()
-        self._resolve()
         try:  # httpcore's first connection loads anyio's asyncio backend: 50 ms more
             import anyio
 
@@ -423,8 +516,6 @@ class HttpBackend:
 
     async def complete(self, request: Request) -> Response:
         """Make one attempt; the whole exchange is bounded by the backend's timeout."""
-        import httpx2 as httpx
-
         target = self._target or self._resolve()
         url = target.url
         body, timeout = self.body(request), self.timeout(request)
@@ -435,8 +526,10 @@ class HttpBackend:
         except TimeoutError:
             message = f"no answer within {timeout:g} s from {safe_url(url)}"
             raise BackendTimeout(message, backend=self.name) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise translate(exc, backend=self.name, url=url) from exc
+        except Exception as exc:
+            if transport_error(exc):
+                raise translate(exc, backend=self.name, url=url) from exc
+            raise
         return Response(text, self.name, _ms_since(started), usage)
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
@@ -446,8 +539,6 @@ class HttpBackend:
             response = await self.complete(request)
             yield Delta(response.text, response.usage)
             return
-        import httpx2 as httpx
-
         target = self._target or self._resolve()
         try:
             async with self._open(target, self.body(request), self.timeout(request)) as resp:
@@ -457,31 +548,40 @@ class HttpBackend:
                     return
                 async for delta in self._iter_stream(resp):
                     yield delta
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise translate(exc, backend=self.name, url=target.url) from exc
+        except Exception as exc:
+            if transport_error(exc):
+                raise translate(exc, backend=self.name, url=target.url) from exc
+            raise
 
     @asynccontextmanager
     async def _open(
         self, target: _Target, body: dict[str, Any], timeout: float
-    ) -> AsyncIterator[httpx.Response]:
+    ) -> AsyncIterator[Answer]:
         """The streamed response to ``body`` with a 2xx status; an error class otherwise."""
         resp = await self._send(target, body, timeout)
         try:
-            if not 200 <= resp.status_code < 300:
-                raw = await self._read(resp)
-                raise status_error(
-                    resp.status_code,
-                    backend=self.name,
-                    headers=resp.headers,
-                    body=raw,
-                    url=target.url,
-                )
+            await self._check_status(resp, target)
             yield resp
         finally:
             await resp.aclose()
 
-    async def _send(self, target: _Target, body: dict[str, Any], timeout: float) -> httpx.Response:
+    async def _check_status(self, resp: Answer, target: _Target) -> None:
+        """Nothing for a 2xx answer; else the error class its status and body call for."""
+        if not 200 <= resp.status_code < 300:
+            raw = await self._read(resp)
+            raise status_error(
+                resp.status_code, backend=self.name, headers=resp.headers, body=raw, url=target.url
+            )
+
+    async def _send(self, target: _Target, body: dict[str, Any], timeout: float) -> Answer:
         """POST ``body`` on this backend's pool; the answer's body is left to the caller."""
+        if target.plain is not None:
+            host, port, path = target.plain
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            pool = self._client.wire()
+            return await pool.post(
+                host, port, path, target.headers, data.encode(), timeout, target.url, self.name
+            )
         client = self._client.get()
         request = client.build_request(
             "POST",
@@ -493,26 +593,33 @@ class HttpBackend:
         )
         return await client.send(request, stream=True)
 
-    async def _iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+    async def _iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
+        """``iter_stream`` with what it cannot understand reported as a ParseError."""
         try:
             async for delta in self.iter_stream(response):
                 yield delta
+        except sse.TooLong:
+            raise self.too_large() from None
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             message = f"malformed stream from {safe_url(str(response.url))}: {exc}"
             raise ParseError(_shorten(message, QUOTE_LIMIT), backend=self.name) from None
 
     def _resolve(self) -> _Target:
         """URL and headers, expanded once per run: the environment does not change."""
-        import httpx2 as httpx
-
         url = self.url(self.endpoint)
         headers = self.headers(self.api_key())
+        plain = None if self._client.proxied() else plain_address(url)
+        if plain is not None:
+            self._target = _Target(url, headers, plain)
+            return self._target
+        import httpx2 as httpx
+
         send_to: httpx.URL | str = url
         try:
             send_to = httpx.URL(url)
         except httpx.InvalidURL:
             pass
-        self._target = _Target(url, send_to, headers)
+        self._target = _Target(url, headers, send_to=send_to)
         return self._target
 
     async def _exchange(
@@ -524,30 +631,15 @@ class HttpBackend:
             if log.isEnabledFor(logging.DEBUG):
                 where, ms = safe_url(target.url), _ms_since(started)
                 log.debug("POST %s -> %d (%d ms)", where, resp.status_code, ms)
-            if not 200 <= resp.status_code < 300:
-                raw = await self._read(resp)
-                raise status_error(
-                    resp.status_code,
-                    backend=self.name,
-                    headers=resp.headers,
-                    body=raw,
-                    url=target.url,
-                )
+            await self._check_status(resp, target)
             content_type = resp.headers.get("content-type", "")
             if self.cfg.stream and content_type.startswith(self.stream_type):
-                return await self._read_stream(resp)
+                return await self.read_stream(resp)
             return self._understand(await self._read(resp))
         finally:
             await resp.aclose()
 
-    async def _read_stream(self, response: httpx.Response) -> tuple[str, Usage | None]:
-        try:
-            return await self.read_stream(response)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            message = f"malformed stream from {safe_url(str(response.url))}: {exc}"
-            raise ParseError(_shorten(message, QUOTE_LIMIT), backend=self.name) from None
-
-    async def _read(self, response: httpx.Response) -> str:
+    async def _read(self, response: Answer) -> str:
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
@@ -614,7 +706,7 @@ def stream_error(payload: Any, *, backend: str) -> BackendError:
     return ServerError(detail, backend=backend)
 
 
-def truncated(response: httpx.Response, marker: str, *, backend: str) -> ServerError:
+def truncated(response: Answer, marker: str, *, backend: str) -> ServerError:
     """A stream that ended without its end marker: the connection was cut, so what came is
     not the whole answer. A ServerError, retried like any dropped connection."""
     where = safe_url(str(response.url))

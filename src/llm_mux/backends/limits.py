@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self
 
 from llm_mux.backends.pacing import GroupLimits, Pacer, group_limits
 from llm_mux.errors import RateLimited
@@ -176,14 +176,18 @@ class LocalSlot(AbstractAsyncContextManager["LocalSlot"]):
         if self._group.semaphore is not None:
             self._group.semaphore.release()
 
-    async def __aenter__(self) -> LocalSlot:
+    async def __aenter__(self) -> Self:
         await self.enter_slots()
         try:
-            await self._group.pace()
+            await self.admit()
         except BaseException:
-            self.exit_slots()
+            self.release(None)
             raise
         return self
+
+    async def admit(self) -> None:
+        """Wait for the group's schedule once the slots are held."""
+        await self._group.pace()
 
     def charge(self, tokens: int) -> None:
         self._group.pacer.charge(now_ms(), tokens)
@@ -194,11 +198,15 @@ class LocalSlot(AbstractAsyncContextManager["LocalSlot"]):
         if pause is not None:
             self._group.pacer.pause(now_ms(), pause)
 
+    def release(self, exc: BaseException | None) -> None:
+        """Settle the attempt's outcome, then free the slots: on exit, or a failed entry."""
+        self.settle(exc)
+        self.exit_slots()
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.settle(exc)
-        self.exit_slots()
+        self.release(exc)

@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from llm_mux.backends import sse
 from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import (
     HttpBackend,
@@ -21,7 +22,7 @@ from llm_mux.backends.http import (
 )
 
 if TYPE_CHECKING:
-    import httpx2 as httpx
+    from llm_mux.backends.http import Answer
 
 
 class OllamaBackend(HttpBackend):
@@ -33,18 +34,8 @@ class OllamaBackend(HttpBackend):
     url_hint = "command is an Ollama server's root (http://127.0.0.1:11434), without /v1"
     stream_type = "application/x-ndjson"
 
-    def headers(self, api_key: str | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
     def body(self, request: Request) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        max_tokens, temperature = self.max_tokens(request), self.temperature(request)
-        if max_tokens is not None:
-            options["num_predict"] = max_tokens
-        if temperature is not None:
-            options["temperature"] = temperature
-        if request.stop:
-            options["stop"] = list(request.stop)
+        options = self.sampling(request, max_tokens="num_predict")
         body: dict[str, Any] = {
             "model": self.cfg.model,
             "messages": request_messages(request, self.system(request)),
@@ -62,18 +53,16 @@ class OllamaBackend(HttpBackend):
             raise TypeError("content is not text")
         return content, _usage(data)
 
-    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
+    async def iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
         size = 0
-        async for line in response.aiter_lines():
+        async for line in sse.lines(response, self._max_bytes):
             if not line.strip():
                 continue
             chunk = json.loads(line)
             if "error" in chunk:
                 raise stream_error(chunk["error"], backend=self.name)
             piece = (chunk.get("message") or {}).get("content") or ""
-            size += len(piece)
-            if size > self._max_bytes:
-                raise self.too_large()
+            size = self.counted(size, piece)
             usage = _usage(chunk) if chunk.get("done") else None
             if piece or usage is not None:
                 yield Delta(piece, usage)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from llm_mux.backends import sse
 from llm_mux.backends.base import Delta, Request, Usage
 from llm_mux.backends.http import (
     HttpBackend,
@@ -20,7 +21,7 @@ from llm_mux.backends.http import (
 )
 
 if TYPE_CHECKING:
-    import httpx2 as httpx
+    from llm_mux.backends.http import Answer
 
 
 class OpenAIBackend(HttpBackend):
@@ -31,21 +32,12 @@ class OpenAIBackend(HttpBackend):
     models_endpoint = "/models"
     url_hint = "command is the API's base URL, usually ending in /v1 (http://HOST:PORT/v1)"
 
-    def headers(self, api_key: str | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
     def body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.cfg.model,
             "messages": request_messages(request, self.system(request)),
+            **self.sampling(request),
         }
-        max_tokens, temperature = self.max_tokens(request), self.temperature(request)
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        if temperature is not None:
-            body["temperature"] = temperature
-        if request.stop:
-            body["stop"] = list(request.stop)
         if self.cfg.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -55,12 +47,10 @@ class OpenAIBackend(HttpBackend):
         content = data["choices"][0]["message"]["content"]
         return _content_text(content), _usage(data.get("usage"))
 
-    async def iter_stream(self, response: httpx.Response) -> AsyncIterator[Delta]:
-        import httpx2 as httpx
-
+    async def iter_stream(self, response: Answer) -> AsyncIterator[Delta]:
         size = 0
         finished = False
-        async for event in httpx.EventSource(response):
+        async for event in sse.events(response, self._max_bytes):
             if event.data.strip() == "[DONE]":
                 finished = True
                 break
@@ -72,9 +62,7 @@ class OpenAIBackend(HttpBackend):
             usage = _usage(chunk.get("usage"))
             finished = finished or _finish_reason(chunk) is not None
             piece = _delta(chunk)
-            size += len(piece)
-            if size > self._max_bytes:
-                raise self.too_large()
+            size = self.counted(size, piece)
             if piece or usage is not None:
                 yield Delta(piece, usage)
         if not finished:

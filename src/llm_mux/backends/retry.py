@@ -14,7 +14,6 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from llm_mux.backends.base import Response
@@ -87,6 +86,8 @@ def _number(value: str | None) -> float | None:
 
 def _http_date(value: str, now: datetime | None) -> float | None:
     try:
+        from email.utils import parsedate_to_datetime  # rare: only a date in Retry-After
+
         when = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):
         return None

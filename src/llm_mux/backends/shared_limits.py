@@ -23,7 +23,6 @@ import secrets as random_tokens
 import socket
 import sys
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -280,17 +279,8 @@ class SharedSlot(LocalSlot):
         self._token: str | None = None
         self._used = 0
 
-    async def __aenter__(self) -> SharedSlot:
-        await self.enter_slots()
-        try:
-            await self._admit()
-        except BaseException:
-            self._give_back(None)
-            self.exit_slots()
-            raise
-        return self
-
-    async def _admit(self) -> None:
+    async def admit(self) -> None:
+        """Take the group's shared slot and wait for its shared schedule."""
         limits, limiter = self._group.limits, self._limiter
         keys = limiter.keys(limits.name)
         busy_wait = BUSY_POLL_S[0]
@@ -331,8 +321,13 @@ class SharedSlot(LocalSlot):
         self._used += tokens
         super().charge(tokens)
 
+    def settle(self, exc: BaseException | None) -> None:
+        """Release the shared slot, charge the usage, spread a 429's pause (one call), then
+        pause the local group too."""
+        self._give_back(exc)
+        super().settle(exc)
+
     def _give_back(self, exc: BaseException | None) -> None:
-        """Release the shared slot, charge the usage, spread a 429's pause: one call."""
         pause = rate_limit_pause(exc)
         limits = self._group.limits
         used = self._used if limits.tpm else 0
@@ -341,16 +336,6 @@ class SharedSlot(LocalSlot):
             return  # admitted locally; Redis is tried again by the next request
         if token is not None or used or pause:
             self._limiter.settle(token or "", limits, used, pause)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._give_back(exc)
-        self.settle(exc)
-        self.exit_slots()
 
 
 async def ping(settings: Shared) -> str:

@@ -11,7 +11,6 @@ workflow, a bad config, a bad command line) also becomes the one document on std
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 
@@ -46,6 +45,8 @@ def _json_error(text: str) -> None:
 
 def _traceback_if_debug(args: list[str]) -> None:
     if "--debug" in args:
+        import traceback  # only here: a traceback is shown under --debug alone
+
         _print_error("".join(traceback.format_exc()))
 
 

@@ -6,12 +6,14 @@ document. Secrets are never shown: ``api_key`` appears as its unexpanded ``${VAR
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from llm_mux.cli.options import get_settings, global_options
+from llm_mux.schema import dump
 
 if TYPE_CHECKING:
     from llm_mux.config import Backend, Config, Ecosystem, Role, Team
@@ -21,24 +23,24 @@ Row = list[str]
 
 def backend_data(backend: Backend) -> dict[str, Any]:
     """A backend as shown to users: the keys that were set, with ``type`` resolved."""
-    data = backend.model_dump(exclude={"name"}, exclude_unset=True)
+    data = dump(backend, exclude={"name"}, exclude_unset=True)
     data["type"] = backend.kind
     data["enabled"] = backend.enabled
     return data
 
 
 def role_data(role: Role) -> dict[str, Any]:
-    return role.model_dump(exclude={"name"})
+    return dump(role, exclude={"name"})
 
 
 def team_data(team: Team) -> dict[str, Any]:
-    return team.model_dump(exclude={"name"}, exclude_none=True)
+    return dump(team, exclude={"name"}, exclude_none=True)
 
 
 def ecosystem_data(ecosystem: Ecosystem) -> dict[str, Any]:
-    data = ecosystem.model_dump(exclude={"name", "projects"})
+    data = dump(ecosystem, exclude={"name", "projects"})
     data["projects"] = {
-        name: project.model_dump(exclude={"name"}) for name, project in ecosystem.projects.items()
+        name: dump(project, exclude={"name"}) for name, project in ecosystem.projects.items()
     }
     return data
 
@@ -71,24 +73,44 @@ def _ecosystem_row(name: str, ecosystem: Ecosystem) -> Row:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """A titled table on stdout; plain strings are shown literally (never as rich markup),
-    secrets masked (a doctor detail may quote a server's answer)."""
+    """A titled table on stdout, secrets masked (a doctor detail may quote a server's answer):
+    drawn by rich on a terminal; plain aligned columns otherwise, whole and cheap to parse."""
+    from llm_mux.secrets import redact
+
+    if not rows:
+        click.echo(f"No {title.lower()} configured.")
+        return
+    if not _stdout_is_terminal():
+        cells = [[redact(" ".join(str(cell).split())) for cell in row] for row in rows]
+        click.echo(f"{title}\n{plain_columns([columns, *cells])}")
+        return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from llm_mux.secrets import redact
-
-    console = Console(soft_wrap=False)
-    if not rows:
-        console.print(f"No {title.lower()} configured.")
-        return
     table = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(Text(redact(cell)) if isinstance(cell, str) else cell for cell in row))
-    console.print(table)
+    Console(soft_wrap=False).print(table)
+
+
+def plain_columns(rows: list[list[str]]) -> str:
+    """Rows as lines of left-aligned columns two spaces apart (the last one unpadded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = (
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _listing(

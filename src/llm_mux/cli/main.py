@@ -1,16 +1,18 @@
 """Entry point: answers ``--version`` before importing anything heavy, then runs click."""
 
-from __future__ import annotations
-
 import sys
-import types
-from typing import NoReturn
+
+# Neither ``typing`` nor ``__future__`` is imported here (they would cost ``--version`` a
+# third of its time), so annotations naming typing's types are quoted.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 _PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
 STRANDED_WAIT = 0.5  # s a cancelled store's thread gets to finish before the exit
 
 
-def entry(argv: list[str] | None = None) -> NoReturn:
+def entry(argv: list[str] | None = None) -> "NoReturn":
     """The ``llm-mux`` console script."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
@@ -24,7 +26,7 @@ def entry(argv: list[str] | None = None) -> NoReturn:
     leave(main(args))
 
 
-def leave(code: int) -> NoReturn:
+def leave(code: int) -> "NoReturn":
     """Exit with ``code``; without finalising the interpreter when a cancelled store's
     thread is still inside SQLite, since finalising under it can abort the process."""
     cancel = sys.modules.get("llm_mux.memory.cancel")
@@ -47,6 +49,6 @@ def without_pydantic_plugins() -> None:
     """
     if _PYDANTIC_PLUGIN_LOADER in sys.modules:
         return
-    loader = types.ModuleType(_PYDANTIC_PLUGIN_LOADER)
+    loader = type(sys)(_PYDANTIC_PLUGIN_LOADER)
     loader.__dict__["get_plugins"] = tuple  # no plugins
     sys.modules[_PYDANTIC_PLUGIN_LOADER] = loader

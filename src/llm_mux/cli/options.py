@@ -83,63 +83,58 @@ def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, Any], N
     return store
 
 
+def _global(*decls: str, attribute: str, **attrs: Any) -> Callable[[F], F]:
+    """An option that only records its value in :class:`Settings`, before any other."""
+    return click.option(
+        *decls, callback=_setter(attribute), expose_value=False, is_eager=True, **attrs
+    )
+
+
 def global_options(func: F) -> F:
     """Attach the global options to a group or command."""
     options = [
-        click.option(
+        _global(
             "--output",
             "-o",
+            attribute="output",
             type=click.Choice(OUTPUT_MODES),
             help="Output format: console (live view), json (one document), quiet.",
-            callback=_setter("output"),
-            expose_value=False,
-            is_eager=True,
         ),
-        click.option(
+        _global(
             "--quiet",
             "-q",
+            attribute="quiet",
             is_flag=True,
             default=None,
             help="Only the final output (same as --output quiet).",
-            callback=_setter("quiet"),
-            expose_value=False,
-            is_eager=True,
         ),
-        click.option(
+        _global(
             "--debug",
+            attribute="debug",
             is_flag=True,
             default=None,
             help="Log backend commands, timings and retries on stderr (secrets masked).",
-            callback=_setter("debug"),
-            expose_value=False,
-            is_eager=True,
         ),
-        click.option(
+        _global(
             "--team",
+            attribute="team",
             metavar="NAME|none",
             help="Force a team, or 'none' to disable team detection.",
-            callback=_setter("team"),
-            expose_value=False,
-            is_eager=True,
         ),
-        click.option(
+        _global(
             "--ecosystem",
+            attribute="ecosystem",
             metavar="NAME",
             help="Force the ecosystem instead of detecting it from the directory.",
-            callback=_setter("ecosystem"),
-            expose_value=False,
-            is_eager=True,
         ),
-        click.option(
+        _global(
             "--config",
             "-c",
+            attribute="config",
             type=click.Path(path_type=Path, dir_okay=False),
             multiple=True,
             help="An extra config file, applied after the user and project files; "
             "repeat it to merge several, later ones winning.",
-            callback=_setter("config"),
-            expose_value=False,
-            is_eager=True,
         ),
     ]
     for option in reversed(options):

@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from llm_mux.config.models import (
     REDIS_URL_ENV,
     Backend,
@@ -28,11 +26,12 @@ from llm_mux.config.models import (
 )
 from llm_mux.config.settings import Config
 from llm_mux.errors import ConfigError, did_you_mean
+from llm_mux.schema import Invalid, Record, fields, validate
 
 PROJECT_DIR = ".llm-mux"
 CONFIG_NAME = "config.toml"
 _TABLES = ("backends", "roles", "teams", "ecosystems")
-_MODELS: dict[str, type[BaseModel]] = {
+_MODELS: dict[str, type[Record]] = {
     "backends": Backend,
     "roles": Role,
     "teams": Team,
@@ -131,9 +130,7 @@ def _key_rx(part: str) -> str:
     return f"(?:{escaped}|\"{escaped}\"|'{escaped}')"
 
 
-def _model_error(
-    exc: ValidationError, model: type[BaseModel], path: Path, table: list[str]
-) -> ConfigError:
+def _model_error(exc: Invalid, model: type[Record], path: Path, table: list[str]) -> ConfigError:
     """The first validation problem as a ConfigError naming the key, table and fix."""
     error = exc.errors()[0]
     loc = [str(p) for p in error["loc"]]
@@ -162,25 +159,21 @@ def _model_error(
     return ConfigError(message, file=path, line=line)
 
 
-def _known_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
-    """Field names of the (nested) model at ``loc``, for did-you-mean."""
-    current: Any = model
+def _known_keys(model: type[Record], loc: list[str]) -> list[str]:
+    """Field names of the (nested) record at ``loc``, for did-you-mean."""
+    current: type[Record] | None = model
     for part in loc:
-        field = getattr(current, "model_fields", {}).get(part)
+        field = next((f for f in fields(current) if f.key == part), None) if current else None
         if field is None:
             break
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        current = nested[0] if nested else annotation
-    fields = getattr(current, "model_fields", {})
-    return [name for name in fields if name != "name"]
+        current = field.record
+    return [f.key for f in fields(current) if f.key != "name"] if current else []
 
 
 def _check_top_level(raw: dict[str, Any], path: Path) -> None:
     try:
-        ConfigFile.model_validate(raw)
-    except ValidationError as exc:
+        validate(ConfigFile, raw)
+    except Invalid as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0])
         if error["type"] == "extra_forbidden":
@@ -189,34 +182,34 @@ def _check_top_level(raw: dict[str, Any], path: Path) -> None:
         raise ConfigError(f"'{key}' must be a table", file=path) from None
 
 
-def _validate_entry(kind: str, name: str, raw: Any, path: Path) -> BaseModel:
+def _validate_entry(kind: str, name: str, raw: Any, path: Path) -> Record:
     model = _MODELS[kind]
     if not isinstance(raw, dict):
         raise ConfigError(f"[{kind}.{name}] must be a table", file=path)
     try:
-        return model.model_validate({**raw, "name": name})
-    except ValidationError as exc:
+        return validate(model, {**raw, "name": name})
+    except Invalid as exc:
         raise _model_error(exc, model, path, [kind, name]) from None
 
 
 def _validate_defaults(raw: dict[str, Any], path: Path) -> None:
     try:
-        Defaults.model_validate(raw)
-    except ValidationError as exc:
+        validate(Defaults, raw)
+    except Invalid as exc:
         raise _model_error(exc, Defaults, path, ["defaults"]) from None
 
 
 def _validate_serve(raw: dict[str, Any], path: Path) -> None:
     try:
-        Serve.model_validate(raw)
-    except ValidationError as exc:
+        validate(Serve, raw)
+    except Invalid as exc:
         raise _model_error(exc, Serve, path, ["serve"]) from None
 
 
 def _validate_shared(raw: dict[str, Any], path: Path) -> None:
     try:
-        Shared.model_validate(raw)
-    except ValidationError as exc:
+        validate(Shared, raw)
+    except Invalid as exc:
         raise _model_error(exc, Shared, path, ["shared"]) from None
 
 
@@ -263,7 +256,7 @@ def _shared(entries: dict[str, dict[str, Any]]) -> Shared | None:
             line=locate_key(path, ["shared"], None),
             hint=f'redis_url = "redis://HOST:6379/0", or set {REDIS_URL_ENV}',
         )
-    return Shared.model_validate(raw)
+    return validate(Shared, raw)
 
 
 def _check_references(entries: dict[str, dict[str, Any]]) -> None:
@@ -323,12 +316,12 @@ def load_config(
     _check_references(entries)
     project = find_project_dir(here)
     config = Config(
-        defaults=Defaults.model_validate(defaults_raw),
+        defaults=validate(Defaults, defaults_raw),
         backends={n: m for n, (m, _) in entries["backends"].items()},
         roles={n: m for n, (m, _) in entries["roles"].items()},
         teams={n: m for n, (m, _) in entries["teams"].items()},
         ecosystems={n: m for n, (m, _) in entries["ecosystems"].items()},
-        serve=Serve.model_validate(entries["serve"]),
+        serve=validate(Serve, entries["serve"]),
         shared=_shared(entries),
         sources=tuple(files),
         project_root=project.parent if project is not None else None,

@@ -17,6 +17,7 @@ from llm_mux.config.models import (
     Shared,
     Team,
 )
+from llm_mux.schema import updated
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Config:
         env = os.environ if environ is None else environ
         url = env.get(REDIS_URL_ENV)
         if url:
-            return (self.shared or Shared()).model_copy(update={"redis_url": url})
+            return updated(self.shared or Shared(), redis_url=url)
         return self.shared
 
     def with_roles(self, roles: dict[str, Role]) -> Config:

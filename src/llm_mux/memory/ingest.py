@@ -13,18 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
-
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-)
-from pydantic_core import PydanticCustomError
+from typing import Any
 
 from llm_mux.errors import StoreError
 
@@ -172,23 +161,27 @@ def _validate_list(document: Mapping[str, Any], kind: str, problems: list[str]) 
     if value is None:
         return []
     if not isinstance(value, list):
-        problems.append(f"'{kind}' must be a list, got {_type_name(value)}")
+        problems.append(f"'{kind}' must be a list, got {type_name(value)}")
         return []
-    model = _MODELS[kind]
+    from pydantic import ValidationError
+
+    from llm_mux.memory.item_models import MODELS, problem
+
+    model = MODELS[kind]
     items = []
     for index, raw in enumerate(value):
         where = f"{kind}[{index}]"
         if not isinstance(raw, dict):
-            problems.append(f"{where}: must be an object, got {_type_name(raw)}")
+            problems.append(f"{where}: must be an object, got {type_name(raw)}")
             continue
         try:
             items.append(model.model_validate(raw).item())
         except ValidationError as exc:
-            problems.extend(f"{where}: {_problem(error)}" for error in exc.errors())
+            problems.extend(f"{where}: {problem(error)}" for error in exc.errors())
     return items
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     """Trim a key or text field; identity fields must not differ by stray whitespace."""
     return utf8_safe(text.strip())
 
@@ -203,19 +196,19 @@ def utf8_safe(text: str) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
-def _clean_json(value: object) -> object:
+def clean_json(value: object) -> object:
     if isinstance(value, str):
         return utf8_safe(value)
     if isinstance(value, dict):
-        return {utf8_safe(str(k)): _clean_json(v) for k, v in value.items()}
+        return {utf8_safe(str(k)): clean_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean_json(v) for v in value]
+        return [clean_json(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
     if value is None:
         return "null"
@@ -224,7 +217,7 @@ def _type_name(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _short(value: object) -> str:
+def short_repr(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False) if _jsonable(value) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -235,107 +228,3 @@ def _jsonable(value: object) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-# --- the item models: every field checked, every problem of an item reported ---------------
-
-
-def _problem(error: Any) -> str:
-    """One field's problem in our words."""
-    name, value = error["loc"][0], error["input"]
-    if error["type"] == "string_type":
-        return f"field '{name}' must be a string, got {_type_name(value)}"
-    if error["type"] == "dict_type":
-        return f"field '{name}' must be an object, got {_type_name(value)}"
-    if name == "confidence":
-        return f"field 'confidence' must be a number from 0 to 1, got {_short(value)}"
-    return str(error["msg"])
-
-
-def _missing_is_an_error(value: object, info: ValidationInfo) -> object:
-    if value is None:
-        raise PydanticCustomError("missing", f"missing field '{_alias(info)}'")
-    return value
-
-
-def _not_empty(value: str, info: ValidationInfo) -> str:
-    if not value.strip():
-        raise PydanticCustomError("empty", f"field '{_alias(info)}' must not be empty")
-    return _clean(value)
-
-
-def _alias(info: ValidationInfo) -> str:
-    name = info.field_name or ""
-    return {"from_project": "from", "to_project": "to"}.get(name, name)
-
-
-def _default_when_null(default: object) -> BeforeValidator:
-    return BeforeValidator(lambda value: default if value is None else value)
-
-
-def _json_properties(value: dict[str, Any]) -> dict[str, Any]:
-    try:
-        cleaned = {utf8_safe(str(k)): _clean_json(v) for k, v in value.items()}
-        json.dumps(cleaned)
-    except RecursionError:
-        raise PydanticCustomError("nested", "field 'properties' is nested too deeply") from None
-    return cleaned
-
-
-Required = Annotated[
-    str, BeforeValidator(_missing_is_an_error), AfterValidator(_not_empty), Field(None)
-]
-Text = Annotated[str, _default_when_null(""), AfterValidator(_clean), Field(None)]
-Confidence = Annotated[float, _default_when_null(1.0), Field(None, ge=0, le=1, allow_inf_nan=False)]
-Properties = Annotated[
-    dict[str, Any], _default_when_null({}), AfterValidator(_json_properties), Field(None)
-]
-
-
-class _Item(BaseModel):
-    # other fields are ignored (SPEC 5); null counts as absent; no value is coerced
-    model_config = ConfigDict(
-        extra="ignore", strict=True, validate_default=True, frozen=True, defer_build=True
-    )
-
-
-class _Fact(_Item):
-    project: Required
-    fact: Required
-    source: Required
-    confidence: Confidence
-    category: Text
-    source_type: Text
-
-    def item(self) -> FactItem:
-        return FactItem(**self.model_dump())
-
-
-class _Relationship(_Item):
-    from_project: Annotated[Required, Field(alias="from")]
-    to_project: Annotated[Required, Field(alias="to")]
-    type: Required
-    evidence: Text
-
-    def item(self) -> RelationshipItem:
-        return RelationshipItem(**self.model_dump())
-
-
-class _Entity(_Item):
-    entity_type: Required
-    entity_name: Required
-    project: Text
-    properties: Properties
-    source: Text
-    source_type: Text
-    confidence: Confidence
-
-    def item(self) -> EntityItem:
-        return EntityItem(**self.model_dump())
-
-
-_MODELS: dict[str, type[_Fact | _Relationship | _Entity]] = {
-    "facts": _Fact,
-    "relationships": _Relationship,
-    "entities": _Entity,
-}

@@ -132,16 +132,17 @@ class PostgresDatabase:
             conn.close()
         return f"PostgreSQL {version // 10000}.{version % 10000} answers"
 
-    def _connect(self, psycopg: Any) -> psycopg.Connection[Any]:
+    def _connect(self, driver: Any) -> psycopg.Connection[Any]:
         extra: dict[str, Any] = {}
         if "connect_timeout" not in dict(parse_qsl(urlsplit(self.url).query)):
             extra["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
         try:
-            return psycopg.connect(self.url, autocommit=True, **extra)  # type: ignore[no-any-return]
-        except psycopg.Error as exc:
+            conn: psycopg.Connection[Any] = driver.connect(self.url, autocommit=True, **extra)
+        except driver.Error as exc:
             raise StoreError(self.unavailable(exc)) from None
         except (ValueError, OSError) as exc:
             raise StoreError(self.unavailable(exc)) from None
+        return conn
 
     def _migrate(self, session: PostgresSession) -> None:
         with session.write():

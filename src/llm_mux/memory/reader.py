@@ -8,6 +8,7 @@ returns fresh plain dicts and lists; a missing database reads as empty and is no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from llm_mux.errors import TemplateError
@@ -33,12 +34,8 @@ class MemoryReader:
         limit: int | None = None,
     ) -> list[Row]:
         """Facts of the ecosystem, most recently updated first."""
-        return self._store.facts(
-            _text("facts", "project", project),
-            _text("facts", "category", category),
-            _text("facts", "search", search),
-            _limit("facts", limit),
-            ecosystem=self._ecosystem,
+        return self._read(
+            self._store.facts, project=project, category=category, search=search, limit=limit
         )
 
     def relationships(
@@ -49,12 +46,8 @@ class MemoryReader:
         limit: int | None = None,
     ) -> list[Row]:
         """Relationships touching ``project`` (either end), keys ``from_project``/``to_project``."""
-        return self._store.relationships(
-            _text("relationships", "project", project),
-            _text("relationships", "type", type),
-            _text("relationships", "search", search),
-            _limit("relationships", limit),
-            ecosystem=self._ecosystem,
+        return self._read(
+            self._store.relationships, project=project, type=type, search=search, limit=limit
         )
 
     def entities(
@@ -65,13 +58,21 @@ class MemoryReader:
         limit: int | None = None,
     ) -> list[Row]:
         """Entities with their current ``properties`` dict."""
-        return self._store.entities(
-            _text("entities", "project", project),
-            _text("entities", "entity_type", entity_type),
-            _text("entities", "search", search),
-            _limit("entities", limit),
-            ecosystem=self._ecosystem,
+        return self._read(
+            self._store.entities,
+            project=project,
+            entity_type=entity_type,
+            search=search,
+            limit=limit,
         )
+
+    def _read(
+        self, query: Callable[..., list[Row]], *, limit: object, **filters: object
+    ) -> list[Row]:
+        """``query`` of the store with the template's filters checked, in this ecosystem."""
+        method = query.__name__
+        texts = {name: _text(method, name, value) for name, value in filters.items()}
+        return query(**texts, limit=_limit(method, limit), ecosystem=self._ecosystem)
 
     def __repr__(self) -> str:
         return f"<memory of ecosystem {self._ecosystem!r}>"

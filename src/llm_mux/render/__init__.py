@@ -22,11 +22,9 @@ class View(Protocol):
     async def ticker(self) -> None: ...
 
 
-class SilentView:
-    """No progress at all (``--output json`` and ``quiet``)."""
-
-    def __call__(self, event: StepEvent) -> None:
-        return None
+class StillView:
+    """The lifecycle of a view that draws only when an event comes: nothing to start, stop
+    or refresh."""
 
     def start(self) -> None:
         return None
@@ -35,6 +33,13 @@ class SilentView:
         return None
 
     async def ticker(self) -> None:
+        return None
+
+
+class SilentView(StillView):
+    """No progress at all (``--output json`` and ``quiet``)."""
+
+    def __call__(self, event: StepEvent) -> None:
         return None
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from llm_mux.process import readable
 from llm_mux.render import View
 from llm_mux.secrets import redact
 
@@ -64,19 +65,8 @@ def _write(text: str) -> None:
 
 
 async def _read_line() -> str:
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
     fd = sys.stdin.fileno()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
+    await readable(fd)
     return os.read(fd, 65536).decode("utf-8", errors="replace")
 
 

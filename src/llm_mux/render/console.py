@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from llm_mux.render import StillView
 from llm_mux.secrets import redact
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class ProgressState:
         return backend
 
 
-class LineView:
+class LineView(StillView):
     """Plain progress lines on stderr, for logs and pipes (stderr is not a terminal)."""
 
     def __init__(self, steps: Sequence[str], stream: IO[str] | None = None) -> None:
@@ -108,15 +109,6 @@ class LineView:
         with contextlib.suppress(OSError, ValueError):
             self.stream.write(redact(text) + "\n")
             self.stream.flush()
-
-    def start(self) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
-
-    async def ticker(self) -> None:
-        return None
 
 
 class LiveView:

@@ -28,6 +28,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
 from llm_mux.errors import LlmMuxError, TemplateError, did_you_mean
+from llm_mux.schema import Record, dump, field_keys
 from llm_mux.secrets import redact
 from llm_mux.templates import budget
 
@@ -408,9 +409,8 @@ def available_names(obj: Any) -> list[str]:
     """The names a template can look up on ``obj``: mapping keys or public data attributes."""
     if isinstance(obj, Mapping):
         return [str(key) for key in obj]
-    fields = getattr(type(obj), "model_fields", None)
-    if isinstance(fields, Mapping):
-        return [str(name) for name in fields]
+    if isinstance(obj, Record):
+        return field_keys(type(obj))
     return [name for name in dir(obj) if not name.startswith("_") and _is_data(obj, name)]
 
 
@@ -461,8 +461,8 @@ def _jsonable(value: Any) -> Any:
         str(value)  # raises the undefined error
     if isinstance(value, Mapping):
         return dict(value)
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
+    if isinstance(value, Record):
+        return dump(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, Iterable) and not isinstance(value, str | bytes):

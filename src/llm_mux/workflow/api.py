@@ -7,13 +7,13 @@ reachable here; the CLI only adds rendering and exit codes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from llm_mux.workflow.model import Issue, Workflow, parse_workflow
 from llm_mux.workflow.runner import RunOptions
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from llm_mux.workflow.results import RunResult
     from llm_mux.workflow.validate import Plan
 
+P = ParamSpec("P")
+R = TypeVar("R")
 MiB = 1024 * 1024
 OUTPUT_DIR_PREFIX = "llm-mux-"
 
@@ -217,36 +219,30 @@ async def arun_workflow(
     return await run_prepared(prepared, args, options)
 
 
-def run_workflow(
-    workflow: str | Path,
-    args: Mapping[str, str] | None = None,
-    *,
-    config: Config | None = None,
-    config_file: ConfigFiles = None,
-    cwd: Path | None = None,
-    team: str | None = None,
-    ecosystem: str | None = None,
-    options: RunOptions | None = None,
-) -> RunResult:
+def _blocking(run: Callable[P, Coroutine[Any, Any, R]], name: str, doc: str) -> Callable[P, R]:
+    """``run`` as a plain call on a fresh event loop, with the same signature, so the
+    synchronous and the async entry point cannot drift apart."""
+
+    @functools.wraps(run)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> R:
+        from llm_mux import runtime
+
+        return runtime.run(lambda: run(*args, **kwargs))
+
+    blocking.__name__ = blocking.__qualname__ = name
+    blocking.__doc__ = doc
+    return blocking
+
+
+run_workflow = _blocking(
+    arun_workflow,
+    "run_workflow",
     """Run ``workflow`` to completion on a fresh event loop and return its :class:`RunResult`.
 
     Ctrl-C (SIGINT/SIGTERM/SIGHUP) stops every step and child process and raises
     :class:`~llm_mux.errors.Interrupted`. A failed run is a result with ``success=False``.
-    """
-    from llm_mux import runtime
-
-    return runtime.run(
-        lambda: arun_workflow(
-            workflow,
-            args,
-            config=config,
-            config_file=config_file,
-            cwd=cwd,
-            team=team,
-            ecosystem=ecosystem,
-            options=options,
-        )
-    )
+    """,
+)
 
 
 def _team_value(team: Team | None) -> Any:
@@ -264,6 +260,8 @@ def _ecosystem(prepared: Prepared) -> tuple[Any, Any]:
 
 def save_output(text: str, workflow: str) -> Path:
     """Save a run's final output (secrets masked) to a 0600 file in a private 0700 directory."""
+    import tempfile
+
     from llm_mux.secrets import redact
 
     directory = _private_dir()
@@ -277,6 +275,8 @@ def save_output(text: str, workflow: str) -> Path:
 
 def _private_dir() -> Path:
     """``$TMPDIR/llm-mux-<uid>``, created 0700; a fresh private dir if that one is not ours."""
+    import tempfile  # here, not at the top: it imports shutil and compressors at start-up
+
     base = Path(tempfile.gettempdir())
     directory = base / f"{OUTPUT_DIR_PREFIX}{os.getuid()}"
     try:

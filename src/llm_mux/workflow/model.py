@@ -1,4 +1,4 @@
-"""The workflow file as pydantic models (SPEC §2), parsed with every problem collected.
+"""The workflow file as validated records (SPEC §2), parsed with every problem collected.
 
 Each step is validated against the model of its own ``type``, so a key that belongs to
 another step type is an error naming it instead of a silently ignored setting. Parsing
@@ -12,12 +12,11 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from typing import Any, ClassVar
 
 from llm_mux.config.models import Role
 from llm_mux.errors import did_you_mean
+from llm_mux.schema import ErrorDetails, Invalid, Record, field_keys, rule, validate
 from llm_mux.workflow.durations import parse_duration, parse_timeout
 
 DEFAULT_MAX_PARALLEL = 4
@@ -35,11 +34,6 @@ def _version(value: object) -> object:
 
 def _names(value: object) -> object:
     return [value] if isinstance(value, str) else value
-
-
-Duration = Annotated[float, BeforeValidator(parse_timeout)]  # plain number: seconds
-Delay = Annotated[float, BeforeValidator(_delay)]
-Names = Annotated[list[str], BeforeValidator(_names)]
 
 
 @dataclass(frozen=True)
@@ -61,13 +55,7 @@ class Issue:
         return f"{where}: {text}" if where else text
 
 
-class _Strict(BaseModel):
-    # defer_build: a model's validator is built on its first use, so a command pays only
-    # for the tables and step kinds its files hold
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
-
-
-class Arg(_Strict):
+class Arg(Record):
     """``[args.NAME]``: a value passed as ``NAME=value`` after the workflow name."""
 
     required: bool = False
@@ -81,7 +69,7 @@ class Arg(_Strict):
         return None if self.default is None else str(self.default)
 
 
-class Step(_Strict):
+class Step(Record):
     """Fields every step has. Subclasses add their type's fields."""
 
     KIND: ClassVar[str] = ""
@@ -89,16 +77,18 @@ class Step(_Strict):
     TEMPLATES: ClassVar[tuple[str, ...]] = ()  # plain Jinja templates
     SHELL_TEMPLATES: ClassVar[tuple[str, ...]] = ()  # templates run by sh
 
-    name: str = Field(min_length=1)
+    name: str = rule(min_length=1)
     type: str
-    depends_on: Names = Field(default_factory=list)
-    when: str | None = Field(None, alias="if")
+    depends_on: list[str] = rule(factory=list, before=_names)
+    when: str | None = rule(default=None, key="if")
     for_each: str | None = None
-    max_parallel: int | None = Field(None, ge=1)
+    max_parallel: int | None = rule(default=None, ge=1)
     continue_on_error: bool | None = None
-    timeout: Duration | None = None
-    retries: int = Field(0, ge=0, le=100)
-    retry_delay: Delay = 1000.0
+    timeout: float | None = rule(
+        default=None, before=parse_timeout
+    )  # ms; a plain number is seconds
+    retries: int = rule(default=0, ge=0, le=100)
+    retry_delay: float = rule(default=1000.0, before=_delay)
 
     @property
     def parallel_items(self) -> int:
@@ -131,16 +121,14 @@ class QueryStep(Step):
     backend: str | None = None
     prompt: str
     parallel: bool = False
-    min_success: int | None = Field(None, ge=1)
+    min_success: int | None = rule(default=None, ge=1)
     output_schema: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _target(self) -> QueryStep:
+    def check(self) -> None:
         if (self.role is None) == (self.backend is None):
             raise ValueError("a query step needs exactly one of 'role' or 'backend'")
         if self.backend is not None and (self.parallel or self.min_success is not None):
             raise ValueError("'parallel' and 'min_success' apply to a 'role', not a 'backend'")
-        return self
 
 
 class ApplyStep(Step):
@@ -153,16 +141,14 @@ class ApplyStep(Step):
     source: str | None = None
     edits: list[dict[str, Any]] | None = None
     verify: str | None = None
-    verify_retries: int = Field(0, ge=0)
+    verify_retries: int = rule(default=0, ge=0)
     verify_retry_prompt: str | None = None
     rollback_on_failure: bool = True
-    allow_paths: list[str] = Field(default_factory=list)
+    allow_paths: list[str] = rule(factory=list)
 
-    @model_validator(mode="after")
-    def _input(self) -> ApplyStep:
+    def check(self) -> None:
         if (self.source is None) == (self.edits is None):
             raise ValueError("an apply step needs exactly one of 'source' or 'edits'")
-        return self
 
     @property
     def source_step(self) -> str | None:
@@ -186,7 +172,7 @@ class InputStep(Step):
     IMPLEMENTATION = "llm_mux.workflow.steps.input"
     TEMPLATES = ("prompt", "default")
     prompt: str
-    options: list[str] = Field(default_factory=list)
+    options: list[str] = rule(factory=list)
     default: str | None = None
 
 
@@ -196,16 +182,16 @@ STEP_MODELS: dict[str, type[Step]] = {
 }
 
 
-class _Header(_Strict):
-    name: str | None = Field(None, min_length=1)
+class _Header(Record):
+    name: str | None = rule(default=None, min_length=1)
     description: str = ""
-    version: Annotated[str | None, BeforeValidator(_version)] = None
-    timeout: Duration | None = None
+    version: str | None = rule(default=None, before=_version)
+    timeout: float | None = rule(default=None, before=parse_timeout)
     continue_on_error: bool = False
     output: str | None = None
-    args: dict[str, Arg] = Field(default_factory=dict)
-    roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    steps: list[dict[str, Any]] = Field(default_factory=list)
+    args: dict[str, Arg] = rule(factory=dict)
+    roles: dict[str, dict[str, Any]] = rule(factory=dict)
+    steps: list[dict[str, Any]] = rule(factory=list)
 
 
 @dataclass
@@ -355,25 +341,25 @@ class _Parser:
 
     def _header(self) -> _Header | None:
         try:
-            return _Header.model_validate(self.raw)
-        except ValidationError as exc:
+            return validate(_Header, self.raw)
+        except Invalid as exc:
             errors = exc.errors()
             for error in errors:
                 self._header_error(error)
         bad = {str(e["loc"][0]) for e in errors if e["loc"]}
         try:  # keep what is valid so later checks still run
-            safe = {k: v for k, v in self.raw.items() if k in _Header.model_fields}
+            safe = {k: v for k, v in self.raw.items() if k in field_keys(_Header)}
             safe = {k: v for k, v in safe.items() if k not in bad}
-            return _Header.model_validate({**safe, "steps": []})
-        except ValidationError:
+            return validate(_Header, {**safe, "steps": []})
+        except Invalid:
             return None
 
-    def _header_error(self, error: Any) -> None:
+    def _header_error(self, error: ErrorDetails) -> None:
         loc = [str(p) for p in error["loc"]]
         if loc and loc[0] == "steps" and error["type"] != "list_type":
             return  # step tables are validated one by one
         if error["type"] == "extra_forbidden" and len(loc) == 1:
-            hint = did_you_mean(loc[0], [*_Header.model_fields, "steps"])
+            hint = did_you_mean(loc[0], [*field_keys(_Header), "steps"])
             self.issue(f"unknown key '{loc[0]}'{hint}", line=self.locator.top_key(loc[0]))
             return
         line = self.locator.top_key(loc[0])
@@ -386,8 +372,8 @@ class _Parser:
         roles = {}
         for name, table in raw.items():
             try:
-                roles[name] = Role.model_validate({**table, "name": name})
-            except ValidationError as exc:
+                roles[name] = validate(Role, {**table, "name": name})
+            except Invalid as exc:
                 line = self.locator.table_line(["roles", name])
                 for error in exc.errors():
                     self.issue(_describe(error, Role, f"[roles.{name}]"), line=line)
@@ -406,8 +392,8 @@ class _Parser:
             self.issue(_type_problem(kind), line=self.locator.step_key(index, "type"), step=label)
             return None
         try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
+            return validate(model, raw)
+        except Invalid as exc:
             for error in exc.errors():
                 key = str(error["loc"][0]) if error["loc"] else None
                 where = self.locator.step_key(index, key) if key else line
@@ -415,15 +401,15 @@ class _Parser:
             return _salvage(model, raw, exc)
 
 
-def _salvage(model: type[Step], raw: dict[str, Any], exc: ValidationError) -> Step | None:
+def _salvage(model: type[Step], raw: dict[str, Any], exc: Invalid) -> Step | None:
     """The step without its stray keys, so later checks still see it (already reported)."""
     errors = exc.errors()
     if any(e["type"] != "extra_forbidden" or len(e["loc"]) != 1 for e in errors):
         return None
     stray = {str(e["loc"][0]) for e in errors}
     try:
-        return model.model_validate({k: v for k, v in raw.items() if k not in stray})
-    except ValidationError:
+        return validate(model, {k: v for k, v in raw.items() if k not in stray})
+    except Invalid:
         return None
 
 
@@ -441,7 +427,7 @@ def _type_problem(kind: object) -> str:
     return f"unknown step type '{kind}'{did_you_mean(kind, STEP_MODELS)}; allowed: {allowed}"
 
 
-def _step_problem(error: Any, model: type[Step]) -> str:
+def _step_problem(error: ErrorDetails, model: type[Step]) -> str:
     loc = [str(p) for p in error["loc"]]
     if error["type"] == "extra_forbidden" and len(loc) == 1:
         return _foreign_key(loc[0], model)
@@ -460,11 +446,11 @@ def _foreign_key(key: str, model: type[Step]) -> str:
     return f"unknown key '{key}' in a {model.KIND} step{did_you_mean(key, _field_names(model))}"
 
 
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return [f.alias or n for n, f in model.model_fields.items()]
+def _field_names(model: type[Record]) -> list[str]:
+    return field_keys(model)
 
 
-def _describe(error: Any, model: type[BaseModel], owner: str) -> str:
+def _describe(error: ErrorDetails, model: type[Record], owner: str) -> str:
     loc = [str(p) for p in error["loc"]]
     key = ".".join(loc)
     message = str(error["msg"]).removeprefix("Value error, ")

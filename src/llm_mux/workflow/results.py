@@ -158,11 +158,12 @@ def step_document(result: StepResult, *, parse: bool = True) -> dict[str, Any]:
 
 def _item_document(result: StepResult, parse: bool = True) -> dict[str, Any]:
     data = step_document(result, parse=parse)
-    data["item"] = _jsonable(result.item)
+    data["item"] = jsonable(result.item)
     return data
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` when JSON can hold it, else its text: a document never fails to encode."""
     try:
         _json.dumps(value)
     except (TypeError, ValueError):

@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 from llm_mux.errors import LlmMuxError
 from llm_mux.logs import get_logger
 from llm_mux.memory.ledger import WHOLE_STEP, Ledger, RecordedStep, StepRecord
+from llm_mux.schema import dump
 from llm_mux.workflow.results import (
     Outputs,
     QueryRequest,
     StepResult,
+    jsonable,
     query_request,
     set_json,
     set_request,
@@ -195,8 +197,8 @@ def input_hash(
     which template starts rendering, so a timeout or a signal can name it.
     """
     head = {
-        "definition": step.model_dump(mode="json", by_alias=True),
-        "item": [item, _jsonable(context.get("item")) if item != WHOLE_STEP else None],
+        "definition": dump(step, by_alias=True),
+        "item": [item, jsonable(context.get("item")) if item != WHOLE_STEP else None],
         "backends": backends,
     }
     digest = hashlib.sha256(_canonical(head))
@@ -233,18 +235,10 @@ def _rendered(
         from llm_mux.templates import evaluate
 
         try:
-            items = _jsonable(list(evaluate(step.for_each, context)))
+            items = jsonable(list(evaluate(step.for_each, context)))
             yield "for_each", json.dumps(items, default=str)
         except (LlmMuxError, TypeError) as exc:
             yield "for_each", f"<unrenderable: {exc}>"
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
 
 
 def resolved_backends(step: Step, config: Any, team: Any) -> Any:
@@ -262,8 +256,8 @@ def resolved_backends(step: Step, config: Any, team: Any) -> Any:
         except LlmMuxError:
             return {"role": role_name}
         names = list(role.backends)
-    settings = {n: b.model_dump(mode="json") for n in names if (b := config.backends.get(n))}
-    return {"role": role.model_dump(mode="json") if role else None, "backends": settings}
+    settings = {n: dump(b) for n in names if (b := config.backends.get(n))}
+    return {"role": dump(role) if role else None, "backends": settings}
 
 
 # --- results to and from the ledger ---
