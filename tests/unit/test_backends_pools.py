@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from llm_mux.backends import http
-from llm_mux.roles import Multiplexer, RoleFailed
+from llm_mux.roles import Multiplexer
 from tests.fakes.fixtures import make_config
 from tests.fakes.server import FakeLLMServer
 
@@ -28,21 +28,46 @@ async def test_each_backend_keeps_its_own_connection(llm_server: FakeLLMServer) 
     assert len(ports) == 2  # one kept-alive connection per backend, reused
 
 
+async def post_through_the_pools(
+    holder: http.HttpClientHolder, url: str, backend: str = "a"
+) -> int:
+    """One POST through the pooled httpx2 client (the path of https backends), as a
+    backend's request, with its answer read and closed; its status, or -1 when refused."""
+    import httpx2 as httpx
+
+    client = holder.get()
+    request = client.build_request(
+        "POST", url, json={"model": "m", "messages": []}, extensions={http.POOL: backend}
+    )
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.ConnectError:
+        return -1
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response.status_code
+
+
 async def test_a_burst_of_requests_keeps_every_connection_alive() -> None:
     """64 requests at once to one backend open 64 connections; all stay pooled, so the
     next burst opens none (a pool keeping only 20 would reconnect 44 times per burst).
     They are spread over small pools, so that no pool rescans 64 connections per request."""
     server = FakeLLMServer(delay=0.3).start()
+    holder = http.HttpClientHolder()
     try:
-        config = make_config({"a": backend(server)})
-        async with Multiplexer(config) as mux:
-            for _ in range(2):
-                await asyncio.gather(*(mux.call_backend("a", "hi") for _ in range(64)))
-            transport = mux._client.get()._transport
-            shards = transport._shards[("a", "http")]  # type: ignore[attr-defined]
-            sizes = [len(shard.pool._pool.connections) for shard in shards]
-            assert all(shard.in_flight == 0 for shard in shards)  # every answer closed
+        url = f"{server.url}/v1/chat/completions"
+        for _ in range(2):
+            statuses = await asyncio.gather(
+                *(post_through_the_pools(holder, url) for _ in range(64))
+            )
+            assert statuses == [200] * 64
+        shards = holder.get()._transport._shards[("a", "http")]  # type: ignore[attr-defined]
+        sizes = [len(shard.pool._pool.connections) for shard in shards]
+        assert all(shard.in_flight == 0 for shard in shards)  # every answer closed
     finally:
+        await holder.aclose()
         server.stop()
     assert sum(sizes) == 64 and max(sizes) <= http.SHARD, sizes
     first = {seen.client[1] for seen in server.requests[:64]}
@@ -51,17 +76,31 @@ async def test_a_burst_of_requests_keeps_every_connection_alive() -> None:
     assert second <= first, f"{len(second - first)} new connections in the second burst"
 
 
+async def test_requests_one_at_a_time_reuse_one_connection(llm_server: FakeLLMServer) -> None:
+    holder = http.HttpClientHolder()
+    try:
+        for _ in range(2 * http.SHARD):
+            assert (
+                await post_through_the_pools(holder, f"{llm_server.url}/v1/chat/completions") == 200
+            )
+        shards = holder.get()._transport._shards[("a", "http")]  # type: ignore[attr-defined]
+    finally:
+        await holder.aclose()
+    assert len(shards) == 1 and shards[0].in_flight == 0
+    assert len({seen.client[1] for seen in llm_server.requests}) == 1
+
+
 async def test_failed_requests_give_their_place_back() -> None:
     """Refused connections leave no request counted in flight, so later calls one at a
     time still go to the first pool."""
-    down = {"command": "http://127.0.0.1:1/v1", "model": "m", "max_retries": 0}
-    async with Multiplexer(make_config({"down": down})) as mux:
+    holder = http.HttpClientHolder()
+    try:
         for _ in range(3 * http.SHARD):
-            with pytest.raises(RoleFailed):
-                await mux.call_backend("down", "hi")
-        transport = mux._client.get()._transport
-        shards = transport._shards[("down", "http")]  # type: ignore[attr-defined]
-        assert len(shards) == 1 and shards[0].in_flight == 0
+            assert await post_through_the_pools(holder, "http://127.0.0.1:1/v1/x", "down") == -1
+        shards = holder.get()._transport._shards[("down", "http")]  # type: ignore[attr-defined]
+    finally:
+        await holder.aclose()
+    assert len(shards) == 1 and shards[0].in_flight == 0
 
 
 async def test_environment_proxies_keep_the_plain_client(
