@@ -54,7 +54,7 @@ async def test_a_burst_of_requests_keeps_every_connection_alive() -> None:
     """64 requests at once to one backend open 64 connections; all stay pooled, so the
     next burst opens none (a pool keeping only 20 would reconnect 44 times per burst).
     They are spread over small pools, so that no pool rescans 64 connections per request."""
-    server = FakeLLMServer(delay=0.3).start()
+    server = FakeLLMServer(delay=1.0).start()
     holder = http.HttpClientHolder()
     try:
         url = f"{server.url}/v1/chat/completions"
