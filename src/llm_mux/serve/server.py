@@ -23,7 +23,6 @@ from llm_mux.serve.access import AccessLog
 from llm_mux.serve.app import ServeApp
 
 ENV_OPTIONS = "LLM_MUX_SERVE_OPTIONS"  # how ``--workers`` hands the options to each worker
-PROTOCOL = "llm_mux.serve.protocol:CoalescingHttpProtocol"  # one send per step
 
 
 @dataclass(frozen=True)
@@ -130,6 +129,8 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(config: Config, options: Options) -> None:
     """Serve until SIGTERM/SIGINT; return once requests in flight are done (exit 0)."""
     uvicorn = uvicorn_module()
+    from llm_mux.serve.protocol import CoalescingHttpProtocol
+
     keys = api_keys(config)
     check_exposure(options, keys)
     app = build_app(config, options)  # checks [serve] models before binding
@@ -145,7 +146,7 @@ def serve(config: Config, options: Options) -> None:
         "lifespan": "on",
         "timeout_keep_alive": 30,
         "loop": "auto",  # uvloop when installed (the serve extra): accepts and reads in C
-        "http": PROTOCOL,
+        "http": CoalescingHttpProtocol,  # a class: older uvicorn takes only its own names as text
         "ws": "none",
     }
     _say(f"llm-mux serve: listening on http://{shown}:{port} ({len(app.models)} models)")
