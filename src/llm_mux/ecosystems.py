@@ -20,11 +20,11 @@ their names and compare equal to them (``if = "ecosystem == 'myapp'"``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from llm_mux.errors import ConfigError, did_you_mean
+from llm_mux.values import Value, field
 
 NONE = "none"
 PROJECT_KEYS = ("name", "path", "type", "description", "depends_on", "tags")
@@ -56,8 +56,7 @@ class EcosystemLike(Protocol):
     def projects(self) -> Mapping[str, ProjectLike]: ...
 
 
-@dataclass(frozen=True)
-class ProjectData:
+class ProjectData(Value):
     """Plain project data satisfying :class:`ProjectLike`."""
 
     description: str = ""
@@ -67,13 +66,12 @@ class ProjectData:
     tags: Sequence[str] = ()
 
 
-@dataclass(frozen=True)
-class EcosystemData:
+class EcosystemData(Value):
     """Plain ecosystem data satisfying :class:`EcosystemLike`."""
 
     description: str = ""
     knowledge: Sequence[str] = ()
-    projects: Mapping[str, ProjectData] = field(default_factory=dict)
+    projects: Mapping[str, ProjectData] = field(factory=dict)
 
 
 def ecosystems_from_mapping(data: Mapping[str, Any]) -> dict[str, EcosystemData]:
@@ -96,8 +94,7 @@ def _ecosystem_data(table: Mapping[str, Any]) -> EcosystemData:
     return EcosystemData(str(table.get("description", "")), knowledge, projects)
 
 
-@dataclass(frozen=True)
-class Detected:
+class Detected(Value):
     """The current ecosystem and, when the directory is inside one, the current project."""
 
     name: str

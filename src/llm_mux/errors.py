@@ -28,7 +28,6 @@ turns them into exit codes and prints them without a traceback.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypedDict, Unpack
@@ -53,6 +52,8 @@ class BackendFields(Where, total=False):
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or an empty string."""
+    import difflib  # only when a name is unknown
+
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 

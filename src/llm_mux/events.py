@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
+
+from llm_mux.values import Value
 
 BackendState = Literal["waiting", "running", "retrying", "done", "failed"]
 
 
-@dataclass(frozen=True)
-class BackendEvent:
+class BackendEvent(Value):
     """One backend changed state: queued for a slot, running, waiting to retry, done, failed.
 
     ``detail`` is a short human-readable note (the error, or the retry wait); secrets are

@@ -15,10 +15,10 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from llm_mux.errors import LlmMuxError
+from llm_mux.values import Value, field
 
 MiB = 1024 * 1024
 DEFAULT_MAX_OUTPUT = 64 * MiB
@@ -72,8 +72,7 @@ class OutputTooLarge(ProcessError):
         )
 
 
-@dataclass(frozen=True)
-class ProcessRequest:
+class ProcessRequest(Value):
     """What to run. ``env=None`` inherits our environment; ``stdin=None`` closes stdin."""
 
     argv: tuple[str, ...]
@@ -87,8 +86,7 @@ class ProcessRequest:
     on_output: Callable[[str, bytes], None] | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class ProcessOutcome:
+class ProcessOutcome(Value):
     """What a finished child left: exit code, captured bytes, wall time."""
 
     argv: tuple[str, ...]

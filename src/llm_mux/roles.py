@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,10 +35,10 @@ from llm_mux.errors import (
 )
 from llm_mux.events import BackendEvent, BackendState, Listener
 from llm_mux.schema import updated
+from llm_mux.values import Value, field, replace
 
 
-@dataclass
-class BackendOutcome:
+class BackendOutcome(Value, frozen=False):
     """What one backend of a role call came back with (after its retries)."""
 
     backend: str
@@ -75,8 +74,7 @@ class BackendOutcome:
         return f"{text} (after {self.attempts} attempts{classes})"
 
 
-@dataclass
-class RoleResult:
+class RoleResult(Value, frozen=False):
     """The outcome of a role call: one :class:`BackendOutcome` per backend called, in role
     order; ``skipped`` names backends not called (disabled, unavailable) and why."""
 
@@ -84,7 +82,7 @@ class RoleResult:
     execution: str
     outcomes: list[BackendOutcome]
     min_success: int = 1
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(factory=dict)
     duration_ms: int = 0
 
     @property
@@ -311,8 +309,7 @@ class Multiplexer:
         return notify
 
 
-@dataclass
-class _RoleCall:
+class _RoleCall(Value, frozen=False):
     """One call of a role: the mode's loop over its backends, then the verdict."""
 
     mux: Multiplexer

@@ -18,13 +18,15 @@ fields. :func:`validate` builds one from a table or raises :class:`Invalid`, who
 from __future__ import annotations
 
 import datetime
-import inspect
 import math
 import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar
+
+from llm_mux.values import MISSING, Slot, Value, replace
+from llm_mux.values import field as value_field
 
 R = TypeVar("R", bound="Record")
 ErrorDetails = dict[str, Any]
@@ -77,31 +79,6 @@ class Rule(typing.NamedTuple):
     after: Validator | None = None  # runs on the typed value
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<required>"
-
-
-MISSING: Any = _Missing()
-
-
-class _Slot(typing.NamedTuple):
-    """One declared field: its default (or factory) and its rule."""
-
-    name: str
-    default: Any
-    factory: Callable[[], Any] | None
-    rule: Rule
-
-
-class _Declared(typing.NamedTuple):
-    """What :func:`rule` leaves in a class body, read when the class is created."""
-
-    default: Any
-    factory: Callable[[], Any] | None
-    rule: Rule
-
-
 def rule(
     *,
     default: Any = MISSING,
@@ -115,73 +92,13 @@ def rule(
     after: Validator | None = None,
 ) -> Any:
     """A field with constraints; no ``default`` and no ``factory`` means required."""
-    return _Declared(default, factory, Rule(gt, ge, le, min_length, key, before, after))
-
-
-class FrozenRecordError(AttributeError):
-    """A record's fields cannot change; build another with :func:`updated`."""
+    found = Rule(gt, ge, le, min_length, key, before, after)
+    return value_field(default=default, factory=factory, info=found)
 
 
 @typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(rule,))
-class Record:
-    """Base of validated tables: frozen, keyword-only, compared field by field.
-
-    Like a frozen dataclass, but built without generating code for each class (which costs
-    about half a millisecond a class here, on every start of the CLI).
-    """
-
-    _slots: typing.ClassVar[tuple[_Slot, ...]] = ()
-
-    def __init_subclass__(cls) -> None:
-        slots = {slot.name: slot for slot in cls._slots}
-        for name, annotation in inspect.get_annotations(cls).items():
-            if _is_class_var(annotation):
-                continue
-            value = cls.__dict__.get(name, MISSING)
-            if isinstance(value, _Declared):
-                slots[name] = _Slot(name, value.default, value.factory, value.rule)
-                delattr(cls, name)
-            else:
-                slots[name] = _Slot(name, value, None, Rule())
-        cls._slots = tuple(slots.values())
-
-    def __init__(self, **values: Any) -> None:
-        for slot in self._slots:
-            if slot.name in values:
-                value = values.pop(slot.name)
-            elif slot.factory is not None:
-                value = slot.factory()
-            elif slot.default is not MISSING:
-                value = slot.default
-            else:
-                name = type(self).__name__
-                raise TypeError(f"{name}() missing required keyword argument: {slot.name!r}")
-            object.__setattr__(self, slot.name, value)
-        if values:
-            name = type(self).__name__
-            raise TypeError(f"{name}() got an unexpected keyword argument {next(iter(values))!r}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenRecordError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenRecordError(f"cannot delete field {name!r}")
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, slot.name) for slot in self._slots)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, Record)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{slot.name}={getattr(self, slot.name)!r}" for slot in self._slots)
-        return f"{type(self).__name__}({shown})"
+class Record(Value, kw_only=True):
+    """Base of validated tables: a frozen, keyword-only :class:`Value`."""
 
     def check(self) -> None:
         """Checks across fields, run once every field is valid; raise ValueError."""
@@ -191,12 +108,6 @@ class Record:
         """Names of the fields the table gave (pydantic's ``model_fields_set``)."""
         found: frozenset[str] = self.__dict__.get("_fields_set", frozenset())
         return found
-
-
-def _is_class_var(annotation: Any) -> bool:
-    if isinstance(annotation, str):
-        return annotation.startswith(("ClassVar", "typing.ClassVar"))
-    return typing.get_origin(annotation) is typing.ClassVar
 
 
 class Field(typing.NamedTuple):
@@ -217,7 +128,7 @@ def fields(cls: type[Record]) -> tuple[Field, ...]:
     found = _SPECS.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = tuple(_field(slot, hints[slot.name]) for slot in cls._slots)
+        found = tuple(_field(slot, hints[slot.name]) for slot in cls._value_fields)
         _SPECS[cls] = found
     return found
 
@@ -227,9 +138,9 @@ def field_keys(cls: type[Record]) -> list[str]:
     return [f.key for f in fields(cls)]
 
 
-def _field(slot: _Slot, annotation: Any) -> Field:
-    found = slot.rule
-    required = slot.default is MISSING and slot.factory is None
+def _field(slot: Slot, annotation: Any) -> Field:
+    found = slot.info if isinstance(slot.info, Rule) else Rule()
+    required = slot.required
     check = _checker(annotation, found)
     if found.after is not None:
         check = _then(check, found.after)
@@ -302,13 +213,9 @@ def _build(cls: type[R], data: Any) -> R:
 
 def updated(record: R, **changes: Any) -> R:
     """A copy of ``record`` with ``changes`` (counted as given), like ``model_copy``."""
-    copy = type(record)(**{**dict(zip(_names(record), record._values(), strict=True)), **changes})
+    copy = replace(record, **changes)
     object.__setattr__(copy, "_fields_set", record.fields_set | frozenset(changes))
     return copy
-
-
-def _names(record: Record) -> list[str]:
-    return [slot.name for slot in record._slots]
 
 
 def dump(

@@ -304,3 +304,13 @@ def test_which_urls_the_plain_client_takes(url: str, address: object) -> None:
     from llm_mux.backends.http import plain_address
 
     assert plain_address(url) == address
+
+
+async def test_interim_responses_before_the_answer_are_skipped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+        writer.write(response(json.dumps(ANSWER).encode()))
+
+    async with raw_server(handler) as (url, _):
+        assert await ask(url) == "fine"

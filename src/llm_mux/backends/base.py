@@ -9,13 +9,13 @@ taxonomy. Retries, limits and timeouts wrap a backend from outside (see ``retry.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from llm_mux.values import Value, field
 
-@dataclass(frozen=True)
-class Usage:
+
+class Usage(Value):
     """Token usage (and cost, when the provider reports it)."""
 
     input_tokens: int | None = None
@@ -39,16 +39,14 @@ class Usage:
         return data
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(Value):
     """One turn of a conversation: ``role`` is ``user`` or ``assistant``."""
 
     role: str
     content: str = field(repr=False)
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(Value):
     """One prompt for one backend call.
 
     ``messages`` holds the conversation when there is one (HTTP and local backends send it
@@ -70,16 +68,14 @@ class Request:
         return self.messages or (Message("user", self.prompt),)
 
 
-@dataclass(frozen=True)
-class Delta:
+class Delta(Value):
     """A piece of an answer as it arrives; the last one of a stream may carry the usage."""
 
     text: str = field(default="", repr=False)
     usage: Usage | None = None
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(Value):
     """A successful answer."""
 
     text: str = field(repr=False)

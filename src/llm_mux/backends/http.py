@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +37,7 @@ from llm_mux.errors import (
     Unavailable,
 )
 from llm_mux.logs import get_logger
+from llm_mux.values import Value
 
 if TYPE_CHECKING:
     import httpx2 as httpx
@@ -375,8 +375,7 @@ def request_messages(request: Request, system: str | None) -> list[dict[str, str
 # -- the skeleton of every HTTP backend -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(Value):
     """Where a backend posts: the URL as text (for messages), the headers, and either the
     plain-http address (host, port, path) or what is handed to httpx (the URL parsed once,
     or the text when httpx cannot parse it, so the request reports it)."""

@@ -11,8 +11,9 @@ The same arithmetic runs in-process (:class:`Pacer`) and inside the Redis script
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from llm_mux.values import Value
 
 if TYPE_CHECKING:
     from llm_mux.config import Backend
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
 MINUTE_MS = 60_000.0
 
 
-@dataclass(frozen=True)
-class GroupLimits:
+class GroupLimits(Value):
     """The limits one rate group shares; ``None`` means unlimited."""
 
     name: str

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 RATE_LIMIT = re.compile(
     r"rate[ _-]?limit|\b429\b|too many requests|quota|usage limit|limit reached"
@@ -118,6 +117,8 @@ def _clock(text: str, now: datetime) -> float | None:
 
 def _in_zone(now: datetime, zone: str | None) -> datetime:
     if zone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for a named zone
+
         try:
             return now.astimezone(ZoneInfo(zone))
         except (ZoneInfoNotFoundError, ValueError):

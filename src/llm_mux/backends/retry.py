@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from llm_mux.errors import (
     Unavailable,
 )
 from llm_mux.logs import get_logger
+from llm_mux.values import replace
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 MAX_HEADERS = 200
+MAX_INTERIM = 10  # 1xx responses skipped before the final one
 READ_SIZE = 64 * 1024
 _CRLF = b"\r\n"
 
@@ -300,9 +301,16 @@ class WirePool:
             raise WireTimeout("WriteTimeout") from None
         except OSError as exc:
             raise WireProtocolError(f"connection lost: {exc}") from None
+        for _ in range(MAX_INTERIM):
+            head = _parse_head(await self._read_head(connection, timeout))
+            if not 100 <= head[1] < 200 or head[1] == 101:
+                return head  # a final answer; interim ones (100 Continue, 103) are skipped
+        raise WireProtocolError(f"more than {MAX_INTERIM} interim responses")
+
+    async def _read_head(self, connection: _Connection, timeout: float) -> bytes:
         try:
             async with asyncio.timeout(timeout):
-                head = await connection.reader.readuntil(_CRLF + _CRLF)
+                return await connection.reader.readuntil(_CRLF + _CRLF)
         except TimeoutError:
             raise WireTimeout("ReadTimeout") from None
         except asyncio.IncompleteReadError:
@@ -311,7 +319,6 @@ class WirePool:
             raise WireProtocolError(f"response head over {MAX_HEAD} bytes") from None
         except OSError as exc:
             raise WireProtocolError(f"connection lost: {exc}") from None
-        return _parse_head(head)
 
 
 def _request_head(

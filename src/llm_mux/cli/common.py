@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -13,10 +12,10 @@ from llm_mux.secrets import redact, redact_data
 
 def load(settings: Settings) -> Config:
     """The merged config for this invocation (user, project, ``--config``)."""
-    from llm_mux.logs import get_logger
-
     config = load_config(settings.config)
     for warning in config.warnings():
+        from llm_mux.logs import get_logger  # logging is imported only when there is news
+
         get_logger("config").debug("warning: %s", warning)
     return config
 
@@ -27,6 +26,8 @@ def emit_json(document: Any) -> None:
     Values are masked before they are serialised (a secret holding ``"`` or ``\\`` is
     escaped in the text), and the text again (``default=str`` may render any object).
     """
+    import json
+
     text = json.dumps(redact_data(document), indent=2, ensure_ascii=False, default=str)
     sys.stdout.write(redact(text) + "\n")
     sys.stdout.flush()

@@ -7,19 +7,19 @@ command line wins, and all land in one :class:`Settings` object on the root cont
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from llm_mux.values import Value
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_MODES = ("console", "json", "quiet")
 
 
-@dataclass
-class Settings:
+class Settings(Value, frozen=False):
     """What the global options asked for."""
 
     output: str = "console"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llm_mux.config.models import (
@@ -18,18 +17,18 @@ from llm_mux.config.models import (
     Team,
 )
 from llm_mux.schema import updated
+from llm_mux.values import Value, field, replace
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Value):
     """User, project and ``--config`` files merged entry by entry (SPEC §1)."""
 
-    defaults: Defaults = field(default_factory=Defaults)
-    backends: dict[str, Backend] = field(default_factory=dict)
-    roles: dict[str, Role] = field(default_factory=dict)
-    teams: dict[str, Team] = field(default_factory=dict)
-    ecosystems: dict[str, Ecosystem] = field(default_factory=dict)
-    serve: Serve = field(default_factory=Serve)
+    defaults: Defaults = field(factory=Defaults)
+    backends: dict[str, Backend] = field(factory=dict)
+    roles: dict[str, Role] = field(factory=dict)
+    teams: dict[str, Team] = field(factory=dict)
+    ecosystems: dict[str, Ecosystem] = field(factory=dict)
+    serve: Serve = field(factory=Serve)
     shared: Shared | None = None  # the [shared] table as written; see backends.shared_config
     sources: tuple[Path, ...] = ()
     project_root: Path | None = None

@@ -11,6 +11,7 @@ instead of interleaving, and any exception, Ctrl-C included, rolls the whole blo
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -33,6 +34,7 @@ OPEN_DEADLINE_S = 30.0
 # Files (device, inode) this process has already switched to WAL and migrated: both persist
 # in the file, so later connections skip those round trips.
 _PREPARED: set[tuple[int, int]] = set()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Session(Protocol):
@@ -168,3 +170,13 @@ def _ensure_dir(directory: Path) -> None:
         except FileExistsError:
             continue
         path.chmod(0o700)
+
+
+def utf8_safe(text: str) -> str:
+    """Replace what no store can hold with U+FFFD: lone surrogates (valid in JSON escapes,
+    not in UTF-8) and NUL (PostgreSQL text refuses it), so both stores keep the same text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text

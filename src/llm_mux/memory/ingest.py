@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from llm_mux.errors import StoreError
+from llm_mux.memory.database import utf8_safe
+from llm_mux.values import Value, field
 
 KINDS = ("facts", "relationships", "entities")
 MAX_REPORTED = 100
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _EXPECTED = 'expected a JSON object such as {"facts": [{"project": …, "fact": …, "source": …}]}'
 
 
-@dataclass(frozen=True)
-class FactItem:
+class FactItem(Value):
     """One fact about a project; identified by (project, fact, source) within an ecosystem."""
 
     project: str
@@ -35,8 +33,7 @@ class FactItem:
     source_type: str = ""
 
 
-@dataclass(frozen=True)
-class RelationshipItem:
+class RelationshipItem(Value):
     """A directed link between two projects; identified by (from, to, type)."""
 
     from_project: str
@@ -45,21 +42,19 @@ class RelationshipItem:
     evidence: str = ""
 
 
-@dataclass(frozen=True)
-class EntityItem:
+class EntityItem(Value):
     """A named thing inside a project (a service, table, endpoint…) and its properties."""
 
     entity_type: str
     entity_name: str
     project: str = ""
-    properties: Mapping[str, Any] = field(default_factory=dict)
+    properties: Mapping[str, Any] = field(factory=dict)
     source: str = ""
     source_type: str = ""
     confidence: float = 1.0
 
 
-@dataclass(frozen=True)
-class StorePayload:
+class StorePayload(Value):
     """Validated items of one store step; stored in one transaction."""
 
     facts: tuple[FactItem, ...] = ()
@@ -184,16 +179,6 @@ def _validate_list(document: Mapping[str, Any], kind: str, problems: list[str]) 
 def clean_text(text: str) -> str:
     """Trim a key or text field; identity fields must not differ by stray whitespace."""
     return utf8_safe(text.strip())
-
-
-def utf8_safe(text: str) -> str:
-    """Replace what no store can hold with U+FFFD: lone surrogates (valid in JSON escapes,
-    not in UTF-8) and NUL (PostgreSQL text refuses it), so both stores keep the same text."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = _SURROGATE.sub("\ufffd", text)
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def clean_json(value: object) -> object:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from llm_mux.memory.database import utf8_safe
 from llm_mux.memory.ingest import (
     EntityItem,
     FactItem,
@@ -20,7 +21,6 @@ from llm_mux.memory.ingest import (
     clean_text,
     short_repr,
     type_name,
-    utf8_safe,
 )
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llm_mux.memory.database import Row
 from llm_mux.memory.store import MemoryStore, ecosystem_key, iso_utc, utc_now
 from llm_mux.secrets import redact
+from llm_mux.values import Value
 
 WHOLE_STEP = -1  # the ``item`` of a step's own row; for_each items are 0, 1, …
 
@@ -72,8 +72,7 @@ _STEPS = """SELECT step, item, input_hash, status, result_json FROM run_steps
 WHERE run_id = :run_id"""
 
 
-@dataclass(frozen=True)
-class RecordedRun:
+class RecordedRun(Value):
     """A run as the ledger holds it."""
 
     id: str
@@ -83,8 +82,7 @@ class RecordedRun:
     lease_until: str
 
 
-@dataclass(frozen=True)
-class RecordedStep:
+class RecordedStep(Value):
     """One step (or for_each item) as the ledger holds it."""
 
     input_hash: str
@@ -92,8 +90,7 @@ class RecordedStep:
     result: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class StepRecord:
+class StepRecord(Value):
     """One step (or item) result to write."""
 
     step: str
@@ -188,7 +185,7 @@ class Ledger:
         error: str | None,
         steps: Mapping[str, Any],
     ) -> None:
-        from llm_mux.memory.ingest import utf8_safe
+        from llm_mux.memory.database import utf8_safe
 
         params = {
             "id": run_id,

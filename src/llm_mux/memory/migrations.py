@@ -18,19 +18,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from llm_mux.memory.cancel import commit, gated
+from llm_mux.values import Value
 
 _T = TypeVar("_T")
 # Runs one statement with ``:name`` parameters and returns the rows it produced.
 Execute = Callable[[str, Mapping[str, Any]], list[Any]]
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(Value):
     """One named schema step; ``statements`` run in order inside the migration transaction."""
 
     name: str

@@ -24,10 +24,9 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llm_mux.errors import StoreError
 from llm_mux.memory.database import (
@@ -36,6 +35,7 @@ from llm_mux.memory.database import (
     Row,
     Session,
     SqliteDatabase,
+    utf8_safe,
 )
 from llm_mux.memory.database import (
     READ as _READ,
@@ -43,15 +43,11 @@ from llm_mux.memory.database import (
 from llm_mux.memory.database import (
     WRITE as _WRITE,
 )
-from llm_mux.memory.ingest import (
-    EntityItem,
-    FactItem,
-    RelationshipItem,
-    StorePayload,
-    parse_store_input,
-    utf8_safe,
-)
 from llm_mux.secrets import redact, redact_data
+from llm_mux.values import Value
+
+if TYPE_CHECKING:
+    from llm_mux.memory.ingest import EntityItem, FactItem, RelationshipItem, StorePayload
 
 DEFAULT_ECOSYSTEM = "default"
 _T = TypeVar("_T")
@@ -108,8 +104,7 @@ def iso_utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True)
-class StoreCounts:
+class StoreCounts(Value):
     """How many items of each kind one store call wrote (inserted or updated)."""
 
     facts: int = 0
@@ -176,8 +171,7 @@ ON CONFLICT (id) DO UPDATE SET
     duration_ms = excluded.duration_ms, error = excluded.error, steps = excluded.steps"""
 
 
-@dataclass(frozen=True)
-class _Query:
+class _Query(Value):
     """One listing: table, selected columns (SQL text), order, and the columns searched."""
 
     table: str
@@ -281,6 +275,8 @@ class MemoryStore:
 
     def store_text(self, text: str, *, ecosystem: str | None) -> StoreCounts:
         """Parse a store step's rendered prompt and store it; invalid input touches nothing."""
+        from llm_mux.memory.ingest import parse_store_input
+
         return self.store(parse_store_input(text), ecosystem=ecosystem)
 
     def record_run(

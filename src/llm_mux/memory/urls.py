@@ -10,21 +10,20 @@ file per ecosystem. A password is registered as a secret the moment the URL is r
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from llm_mux.errors import ConfigError
 from llm_mux.secrets import mask_url, register_url_passwords
+from llm_mux.values import Value
 
 ENV_VAR = "LLM_MUX_MEMORY_URL"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 DEFAULT_PORT = 5432
 
 
-@dataclass(frozen=True)
-class MemoryTarget:
+class MemoryTarget(Value):
     """A parsed memory URL: which store, how to reach it, and how to name it safely."""
 
     kind: Literal["sqlite", "postgres"]

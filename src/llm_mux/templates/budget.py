@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from llm_mux.errors import TemplateError
+from llm_mux.values import Value
 
 T = TypeVar("T")
 
@@ -41,8 +41,7 @@ class _SliceSpent(BaseException):
     """
 
 
-@dataclass
-class Budget:
+class Budget(Value, frozen=False):
     """What one render may spend; checked by every loop iteration, call and output chunk."""
 
     deadline: float | None = None  # time.monotonic() value

@@ -31,6 +31,8 @@ from llm_mux.errors import LlmMuxError, TemplateError, did_you_mean
 from llm_mux.schema import Record, dump, field_keys
 from llm_mux.secrets import redact
 from llm_mux.templates import budget
+from llm_mux.values import Value, as_dict
+from llm_mux.values import names as value_names
 
 # Where a ``{{ }}`` was output: the compiled template and the line of its Python code.
 Location = tuple[Any, int] | None
@@ -411,6 +413,8 @@ def available_names(obj: Any) -> list[str]:
         return [str(key) for key in obj]
     if isinstance(obj, Record):
         return field_keys(type(obj))
+    if isinstance(obj, Value):
+        return value_names(obj)
     return [name for name in dir(obj) if not name.startswith("_") and _is_data(obj, name)]
 
 
@@ -463,6 +467,8 @@ def _jsonable(value: Any) -> Any:
         return dict(value)
     if isinstance(value, Record):
         return dump(value)
+    if isinstance(value, Value):
+        return as_dict(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, Iterable) and not isinstance(value, str | bytes):

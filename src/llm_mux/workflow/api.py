@@ -11,10 +11,10 @@ import functools
 import os
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from llm_mux.values import Value, replace
 from llm_mux.workflow.model import Issue, Workflow, parse_workflow
 from llm_mux.workflow.runner import RunOptions
 from llm_mux.workflow.validate import Report, check
@@ -31,8 +31,7 @@ MiB = 1024 * 1024
 OUTPUT_DIR_PREFIX = "llm-mux-"
 
 
-@dataclass
-class Prepared:
+class Prepared(Value, frozen=False):
     """A workflow found, parsed and checked against the config, ready to run."""
 
     workflow: Workflow
@@ -94,7 +93,6 @@ async def run_prepared(
     Every run is recorded in the runs ledger of its memory database (``options.run_id``
     names it); ``options.resume`` runs a recorded run again, reusing what it finished.
     """
-    from dataclasses import replace
 
     from llm_mux.workflow.context import base_context
     from llm_mux.workflow.runner import Runner, Services
@@ -260,24 +258,33 @@ def _ecosystem(prepared: Prepared) -> tuple[Any, Any]:
 
 def save_output(text: str, workflow: str) -> Path:
     """Save a run's final output (secrets masked) to a 0600 file in a private 0700 directory."""
-    import tempfile
-
     from llm_mux.secrets import redact
 
     directory = _private_dir()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in workflow)[:60] or "run"
-    fd, name = tempfile.mkstemp(prefix=f"{safe}-{stamp}-", suffix=".txt", dir=directory)
+    fd, path = _new_file(directory, f"{safe}-{stamp}-")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(redact(text))
-    return Path(name)
+    return path
+
+
+def _new_file(directory: Path, prefix: str) -> tuple[int, Path]:
+    """A new 0600 file with a random name (what ``tempfile.mkstemp`` does, without
+    importing tempfile, which loads shutil and three compression modules)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        path = directory / f"{prefix}{os.urandom(5).hex()}.txt"
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free file name in {directory}")
 
 
 def _private_dir() -> Path:
     """``$TMPDIR/llm-mux-<uid>``, created 0700; a fresh private dir if that one is not ours."""
-    import tempfile  # here, not at the top: it imports shutil and compressors at start-up
-
-    base = Path(tempfile.gettempdir())
+    base = _temp_root()
     directory = base / f"{OUTPUT_DIR_PREFIX}{os.getuid()}"
     try:
         directory.mkdir(mode=0o700, exist_ok=True)
@@ -288,4 +295,18 @@ def _private_dir() -> Path:
             return directory
     except OSError:
         pass
+    import tempfile
+
     return Path(tempfile.mkdtemp(prefix=OUTPUT_DIR_PREFIX))
+
+
+def _temp_root() -> Path:
+    """The first usable of ``$TMPDIR``, ``$TEMP``, ``$TMP``, ``/tmp``, ``/var/tmp``,
+    ``/usr/tmp`` (``tempfile.gettempdir``'s order), else tempfile's own answer."""
+    names = [os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")]
+    for name in [*names, "/tmp", "/var/tmp", "/usr/tmp"]:
+        if name and Path(name).is_dir() and os.access(name, os.W_OK | os.X_OK):
+            return Path(name).absolute()
+    import tempfile
+
+    return Path(tempfile.gettempdir())

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+
+from llm_mux.values import Value
 
 
-@dataclass(frozen=True)
-class Graph:
+class Graph(Value):
     """Dependencies between named nodes; unknown dependency names are left out."""
 
     names: tuple[str, ...]

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from llm_mux.config.models import Role
 from llm_mux.errors import did_you_mean
 from llm_mux.schema import ErrorDetails, Invalid, Record, field_keys, rule, validate
+from llm_mux.values import Value, field
 from llm_mux.workflow.durations import parse_duration, parse_timeout
 
 DEFAULT_MAX_PARALLEL = 4
@@ -36,8 +36,7 @@ def _names(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-@dataclass(frozen=True)
-class Issue:
+class Issue(Value):
     """One problem found in a workflow: where it is, which step, what is wrong."""
 
     message: str
@@ -194,8 +193,7 @@ class _Header(Record):
     steps: list[dict[str, Any]] = rule(factory=list)
 
 
-@dataclass
-class Workflow:
+class Workflow(Value, frozen=False):
     """A parsed workflow file. Steps keep file order; ``raw`` keeps what was written."""
 
     path: Path
@@ -205,12 +203,12 @@ class Workflow:
     timeout: float | None = None
     continue_on_error: bool = False
     output: str | None = None
-    args: dict[str, Arg] = field(default_factory=dict)
-    roles: dict[str, Role] = field(default_factory=dict)
-    steps: list[Step] = field(default_factory=list)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    raw_steps: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    positions: list[int] = field(default_factory=list, repr=False)  # raw index of each step
+    args: dict[str, Arg] = field(factory=dict)
+    roles: dict[str, Role] = field(factory=dict)
+    steps: list[Step] = field(factory=list)
+    raw: dict[str, Any] = field(factory=dict, repr=False)
+    raw_steps: list[dict[str, Any]] = field(factory=list, repr=False)
+    positions: list[int] = field(factory=list, repr=False)  # raw index of each step
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)

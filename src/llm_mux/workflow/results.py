@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json as _json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, SupportsIndex, overload
+
+from llm_mux.values import Value, field
 
 Status = Literal["success", "failed", "skipped", "cancelled"]
 _UNSET: Any = object()
@@ -47,8 +48,7 @@ class Outputs(list[str]):
         return list(self._by_backend)
 
 
-@dataclass(frozen=True)
-class QueryRequest:
+class QueryRequest(Value):
     """How a query step asked: lets an apply step re-ask the same role after a failed verify."""
 
     prompt: str
@@ -171,8 +171,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass
-class RunResult:
+class RunResult(Value, frozen=False):
     """A whole run: what ``--output json`` prints and what the library returns."""
 
     workflow: str
@@ -183,7 +182,7 @@ class RunResult:
     steps: dict[str, StepResult]
     interrupted: int | None = None  # the signal number
     saved_to: Path | None = None
-    warnings: Sequence[Any] = field(default_factory=list)
+    warnings: Sequence[Any] = field(factory=list)
     run_id: str | None = None  # the id the runs ledger knows it by
 
     def document(self) -> dict[str, Any]:

@@ -12,13 +12,13 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llm_mux.errors import LlmMuxError, StoreError, UsageError
 from llm_mux.memory.ledger import Ledger, RecordedRun
 from llm_mux.memory.store import MemoryStore
+from llm_mux.values import Value
 from llm_mux.workflow.resume import UNRECORDED, Journal, warn
 
 LEASE_S = 30.0
@@ -26,8 +26,7 @@ ENV_VAR = "LLM_MUX_RUN_ID"
 MAX_ID_LENGTH = 200
 
 
-@dataclass(frozen=True)
-class RunIdentity:
+class RunIdentity(Value):
     """What the command line asked: a run id to use, or a run to resume."""
 
     run_id: str | None = None

@@ -14,12 +14,12 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import InvalidInput, LlmMuxError
 from llm_mux.logs import get_logger
+from llm_mux.values import Value, field
 from llm_mux.workflow.context import StepsView, with_item, with_steps
 from llm_mux.workflow.dag import Scheduler
 from llm_mux.workflow.durations import format_ms
@@ -46,8 +46,7 @@ log = get_logger("workflow")
 _OUTPUT_GRACE_S = 1.0  # the least time the output template gets when a deadline applies
 
 
-@dataclass(frozen=True)
-class StepEvent:
+class StepEvent(Value):
     """A step (or, with ``backend`` set, one backend inside a query step) changed state."""
 
     step: str
@@ -66,8 +65,7 @@ def default_concurrency() -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-@dataclass
-class RunOptions:
+class RunOptions(Value, frozen=False):
     """How to run: concurrency, progress listener, interactive input."""
 
     concurrency: int | None = None
@@ -79,8 +77,7 @@ class RunOptions:
     resume: str | None = None  # a recorded run to resume: its id, or ``last``
 
 
-@dataclass
-class Services:
+class Services(Value, frozen=False):
     """Run-wide services handed to step kinds; one Multiplexer per run, made on first use."""
 
     project_dir: Path
@@ -90,10 +87,10 @@ class Services:
     ask: Ask | None = None
     ecosystem: Detected | None = None
     listener: Listener | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    warnings: dict[str, list[str]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(factory=dict)
+    warnings: dict[str, list[str]] = field(factory=dict)
     _mux: Multiplexer | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _lock: asyncio.Lock = field(factory=asyncio.Lock)
 
     async def multiplexer(self) -> Multiplexer:
         async with self._lock:

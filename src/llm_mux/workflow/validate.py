@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_mux.errors import LlmMuxError, WorkflowError, did_you_mean
+from llm_mux.values import Value, field
 from llm_mux.workflow.dag import Graph
 from llm_mux.workflow.durations import format_ms, looks_like_ms
 from llm_mux.workflow.model import ApplyStep, Issue, Locator, Step, Workflow
@@ -26,8 +26,7 @@ _SECRET_NAME = re.compile(r"(?i)key|token|secret|passw|pwd|credential|auth|cooki
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Value):
     """What the runner needs, computed once: the graph, file-order index, ancestry bitsets."""
 
     steps: tuple[Step, ...]
@@ -40,12 +39,11 @@ class Plan:
         return (1 << len(self.steps)) - 1
 
 
-@dataclass
-class Report:
+class Report(Value, frozen=False):
     """Errors and warnings of one workflow; ``plan`` is set when the DAG is sound."""
 
     workflow: Workflow
-    issues: list[Issue] = field(default_factory=list)
+    issues: list[Issue] = field(factory=list)
     plan: Plan | None = None
 
     @property

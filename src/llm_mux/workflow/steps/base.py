@@ -9,11 +9,11 @@ around it (``if``, ``for_each``, retries, timeout, events, results).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from llm_mux.errors import StepError
+from llm_mux.values import Value, field
 
 if TYPE_CHECKING:
     from llm_mux.config import Config, Team
@@ -44,24 +44,22 @@ class StepFailed(StepError):
         self.retryable = retryable
 
 
-@dataclass
-class StepOutput:
+class StepOutput(Value, frozen=False):
     """What one execution produced; the runner turns it into a :class:`StepResult`."""
 
     output: str = ""
     outputs: list[str] | None = None
     backend: str | None = None
-    backends: list[str] = field(default_factory=list)
+    backends: list[str] = field(factory=list)
     exit_code: int | None = None
     usage: dict[str, Any] | None = None
     json: Any = None
     has_json: bool = False  # True when ``json`` was extracted and validated (output_schema)
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(factory=dict)
     request: QueryRequest | None = None
 
 
-@dataclass(frozen=True)
-class CheckEnv:
+class CheckEnv(Value):
     """What a static check may look at: the config with the workflow's roles, the team."""
 
     workflow: Workflow
@@ -96,8 +94,7 @@ class Services(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class StepContext(Generic[S_co]):
+class StepContext(Value, Generic[S_co]):
     """One execution of one step: its model, its template context, the run's services."""
 
     step: S_co
@@ -106,7 +103,7 @@ class StepContext(Generic[S_co]):
     context: dict[str, Any]
     results: Mapping[str, StepResult]
     label: str  # "analyze" or "check-files[3]" for an item
-    rendering: dict[str, str] = field(default_factory=dict)  # label -> field being rendered
+    rendering: dict[str, str] = field(factory=dict)  # label -> field being rendered
 
     def where(self, field_name: str) -> str:
         """How template errors name the field (the run's error already names the step)."""

@@ -10,10 +10,10 @@ its own: one that does not match counts as that backend's failure toward ``min_s
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from llm_mux.errors import did_you_mean
+from llm_mux.values import replace
 from llm_mux.workflow.results import QueryRequest
 from llm_mux.workflow.steps.base import CheckEnv, StepContext, StepFailed, StepKind, StepOutput
 
