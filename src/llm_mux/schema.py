@@ -127,8 +127,7 @@ def fields(cls: type[Record]) -> tuple[Field, ...]:
     """The fields of ``cls`` in declaration order (built on first use, then cached)."""
     found = _SPECS.get(cls)
     if found is None:
-        hints = typing.get_type_hints(cls)
-        found = tuple(_field(slot, hints[slot.name]) for slot in cls._value_fields)
+        found = tuple(_field(slot, slot.type()) for slot in cls._value_fields)
         _SPECS[cls] = found
     return found
 

@@ -18,6 +18,7 @@ field-wise ``==`` and ``repr``, frozen unless ``frozen=False``) with methods sha
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -37,7 +38,7 @@ class Slot:
     """One declared field: its default or factory, whether it shows and compares, and
     ``info`` that a subclass of :class:`Value` gives meaning to (validation rules)."""
 
-    __slots__ = ("compare", "default", "factory", "info", "name", "repr")
+    __slots__ = ("annotation", "compare", "default", "factory", "info", "name", "owner", "repr")
 
     def __init__(
         self,
@@ -50,6 +51,16 @@ class Slot:
     ) -> None:
         self.name, self.default, self.factory, self.info = name, default, factory, info
         self.repr, self.compare = repr, compare
+        self.annotation: Any = Any  # as written: often a string (postponed evaluation)
+        self.owner: type | None = None  # the class that declared the field
+
+    def type(self) -> Any:
+        """The annotation evaluated where it was written (``typing.get_type_hints`` for one
+        field, without its cost for every field of every class)."""
+        if not isinstance(self.annotation, str) or self.owner is None:
+            return self.annotation
+        scope = vars(sys.modules[self.owner.__module__])
+        return eval(self.annotation, scope, dict(vars(self.owner)))
 
     @property
     def required(self) -> bool:
@@ -112,6 +123,7 @@ class Value:
                     setattr(cls, name, declared.default)
             else:
                 slots[name] = Slot(name, value)
+            slots[name].annotation, slots[name].owner = annotation, cls
         cls._value_fields = tuple(slots.values())
         if kw_only is not None:
             cls._value_kw_only = kw_only

@@ -314,3 +314,33 @@ async def test_interim_responses_before_the_answer_are_skipped() -> None:
 
     async with raw_server(handler) as (url, _):
         assert await ask(url) == "fine"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_answer_is_read(encoding: str) -> None:
+    import gzip
+    import zlib
+
+    raw = json.dumps(ANSWER).encode()
+    body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(body, f"Content-Encoding: {encoding}"))
+
+    async with raw_server(handler) as (url, _):
+        assert await ask(url) == "fine"
+
+
+async def test_a_compressed_answer_is_capped_as_it_inflates() -> None:
+    import zlib
+
+    bomb = zlib.compress(b"0" * (64 * 1024 * 1024), 9)  # 64 MiB in about 64 KiB
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response(bomb, "Content-Encoding: deflate"))
+
+    async with raw_server(handler) as (url, _):
+        error = await failure(url, {"max_output_mb": 1})
+    assert isinstance(error, ParseError) and "cap of 1 MiB" in error.message

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from llm_mux.backends import sse, wire
 from llm_mux.backends.base import Delta, Request, Response, Usage
-from llm_mux.backends.patterns import AUTH
 from llm_mux.backends.retry import parse_retry_after
 from llm_mux.config.expand import expand
 from llm_mux.errors import (
@@ -240,8 +239,11 @@ def status_error(
         return RateLimited(detail, retry_after=retry_after, **common)
     if status in (408, 409) or status >= 500:
         return ServerError(detail, retry_after=retry_after, **common)
-    if 400 <= status < 500 and AUTH.search(body):
-        return AuthError(detail, **common)
+    if 400 <= status < 500:
+        from llm_mux.backends.patterns import AUTH  # its patterns compile on first use
+
+        if AUTH.search(body):
+            return AuthError(detail, **common)
     return BadRequest(detail, **common)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 MAX_HEADERS = 200
@@ -118,9 +119,19 @@ class WireResponse:
         return self._to_close()
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body's bytes as they arrive."""
+        """The body's bytes as they arrive, decompressed when the server compressed them
+        although it was asked not to (``Accept-Encoding: identity``)."""
+        decoder = _decoder(self.headers.get("content-encoding", ""))
         async for chunk in self._body:
-            yield chunk
+            if decoder is None:
+                yield chunk
+                continue
+            data = chunk
+            while data:  # in bounded pieces, so the caller's size cap holds as it inflates
+                yield decoder.decompress(data, READ_SIZE)
+                data = decoder.unconsumed_tail
+        if decoder is not None:
+            yield decoder.flush()
         self._finish()
 
     async def aread(self) -> bytes:
@@ -206,6 +217,20 @@ class WireResponse:
 
 
 _CUT = "peer closed connection without sending complete message body"
+
+
+def _decoder(encoding: str) -> Any:
+    """A zlib decompressor for a gzip or deflate body; None for an uncompressed one."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return None
+    import zlib
+
+    if name in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if name == "deflate":
+        return zlib.decompressobj()
+    raise WireProtocolError(f"the answer is compressed as {encoding!r}, which was not asked for")
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -332,10 +332,10 @@ def load_config(
 
 def _check_redis_installed(config: Config) -> None:
     """Shared limits need the ``redis`` extra; say so before anything runs (exit 2)."""
-    import importlib.util
-
     if config.shared_settings() is None:
         return
+    import importlib.util
+
     try:
         found = importlib.util.find_spec("redis") is not None
     except (ImportError, ValueError):
