@@ -31,7 +31,9 @@ run = "echo first >> ran.log; echo hello {{ args.who }} $$"
 name = "gate"
 type = "shell"
 run = "echo gate >> ran.log; test -f open && echo opened"
-depends_on = ["first"]
+# after "each" too: a failing step cancels the steps still running, and whether an item of
+# "each" were still running when "gate" fails would depend on the machine's speed
+depends_on = ["first", "each"]
 
 [[steps]]
 name = "after"
