@@ -110,14 +110,32 @@ class Record(Value, kw_only=True):
         return found
 
 
-class Field(typing.NamedTuple):
-    """One field of a record as validation sees it."""
+class Field:
+    """One field of a record as validation sees it. Its annotation is evaluated and its
+    checker built on first use: a table names a few of its record's fields."""
 
-    name: str
-    key: str  # what files write and messages name
-    required: bool
-    check: Check
-    record: type[Record] | None  # the nested record type, for did-you-mean below it
+    __slots__ = ("_check", "_slot", "key", "name", "required")
+
+    def __init__(self, slot: Slot) -> None:
+        rule_ = self._rule(slot)
+        self.name, self.key, self.required = slot.name, rule_.key or slot.name, slot.required
+        self._slot = slot
+        self._check: Check | None = None
+
+    @staticmethod
+    def _rule(slot: Slot) -> Rule:
+        return slot.info if isinstance(slot.info, Rule) else Rule()
+
+    def check(self, value: Any) -> Any:
+        """``value`` validated for this field, or :class:`_Failed`."""
+        if self._check is None:
+            self._check = _checker_for(self._slot.type(), self._rule(self._slot))
+        return self._check(value)
+
+    @property
+    def record(self) -> type[Record] | None:
+        """The nested record type, for did-you-mean below this field."""
+        return _nested_record(self._slot.type())
 
 
 _SPECS: dict[type[Record], tuple[Field, ...]] = {}
@@ -127,7 +145,7 @@ def fields(cls: type[Record]) -> tuple[Field, ...]:
     """The fields of ``cls`` in declaration order (built on first use, then cached)."""
     found = _SPECS.get(cls)
     if found is None:
-        found = tuple(_field(slot, slot.type()) for slot in cls._value_fields)
+        found = tuple(Field(slot) for slot in cls._value_fields)
         _SPECS[cls] = found
     return found
 
@@ -137,15 +155,14 @@ def field_keys(cls: type[Record]) -> list[str]:
     return [f.key for f in fields(cls)]
 
 
-def _field(slot: Slot, annotation: Any) -> Field:
-    found = slot.info if isinstance(slot.info, Rule) else Rule()
-    required = slot.required
+def _checker_for(annotation: Any, found: Rule) -> Check:
+    """The type's checker wrapped in the rule's hooks."""
     check = _checker(annotation, found)
     if found.after is not None:
         check = _then(check, found.after)
     if found.before is not None:
         check = _first(found.before, check)
-    return Field(slot.name, found.key or slot.name, required, check, _nested_record(annotation))
+    return check
 
 
 def _nested_record(annotation: Any) -> type[Record] | None:
