@@ -4,7 +4,7 @@ Every command validates the config files, and most validate a workflow, before d
 anything; with pydantic that was 90 ms of a 200 ms start (importing it and building each
 model's validator), more than the rest of the command. These files use a small vocabulary
 of types — ``str``, ``int``, ``float``, ``bool``, ``Any``, ``list``, ``dict``, ``Literal``,
-unions and nested records — which this module validates directly from the dataclass
+unions and nested records — which this module validates directly from the records'
 annotations. The lax coercions, the error types and the messages are pydantic's, so what
 users read is unchanged (every key and kind of wrong value is pinned by
 ``tests/unit/test_validation_messages.py``).
@@ -114,38 +114,41 @@ class Field:
     """One field of a record as validation sees it. Its annotation is evaluated and its
     checker built on first use: a table names a few of its record's fields."""
 
-    __slots__ = ("_check", "_slot", "key", "name", "required")
+    __slots__ = ("_check", "_rule", "_slot", "key", "name", "required")
 
     def __init__(self, slot: Slot) -> None:
-        rule_ = self._rule(slot)
-        self.name, self.key, self.required = slot.name, rule_.key or slot.name, slot.required
+        self._rule = slot.info if isinstance(slot.info, Rule) else Rule()
+        self.name, self.key = slot.name, self._rule.key or slot.name
+        self.required = slot.required
         self._slot = slot
         self._check: Check | None = None
-
-    @staticmethod
-    def _rule(slot: Slot) -> Rule:
-        return slot.info if isinstance(slot.info, Rule) else Rule()
 
     def check(self, value: Any) -> Any:
         """``value`` validated for this field, or :class:`_Failed`."""
         if self._check is None:
-            self._check = _checker_for(self._slot.type(), self._rule(self._slot))
+            self._check = _checker_for(self._slot.type(), self._rule)
         return self._check(value)
 
     @property
     def record(self) -> type[Record] | None:
-        """The nested record type, for did-you-mean below this field."""
+        """The nested record type, for did-you-mean below this field (an error path)."""
         return _nested_record(self._slot.type())
 
 
-_SPECS: dict[type[Record], tuple[Field, ...]] = {}
+_SPECS: dict[type[Record], tuple[tuple[Field, ...], frozenset[str]]] = {}
 
 
 def fields(cls: type[Record]) -> tuple[Field, ...]:
     """The fields of ``cls`` in declaration order (built on first use, then cached)."""
+    return _spec(cls)[0]
+
+
+def _spec(cls: type[Record]) -> tuple[tuple[Field, ...], frozenset[str]]:
+    """The fields of ``cls`` and every key a table of it may hold (names and aliases)."""
     found = _SPECS.get(cls)
     if found is None:
-        found = tuple(Field(slot) for slot in cls._value_fields)
+        declared = tuple(Field(slot) for slot in cls._value_fields)
+        found = declared, frozenset(k for f in declared for k in (f.key, f.name))
         _SPECS[cls] = found
     return found
 
@@ -203,9 +206,8 @@ def _build(cls: type[R], data: Any) -> R:
         raise _fail("model_type", f"Input should be a valid dictionary or instance of {name}", data)
     values: dict[str, Any] = {}
     errors: list[ErrorDetails] = []
-    known: set[str] = set()
-    for field in fields(cls):
-        known.update((field.key, field.name))
+    declared, known = _spec(cls)
+    for field in declared:
         key = field.key if field.key in data else field.name if field.name in data else None
         if key is None:
             if field.required:

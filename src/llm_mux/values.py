@@ -48,11 +48,12 @@ class Slot:
         info: Any = None,
         repr: bool = True,
         compare: bool = True,
+        annotation: Any = Any,  # as written: often a string (postponed evaluation)
+        owner: type | None = None,  # the class that declared the field
     ) -> None:
         self.name, self.default, self.factory, self.info = name, default, factory, info
         self.repr, self.compare = repr, compare
-        self.annotation: Any = Any  # as written: often a string (postponed evaluation)
-        self.owner: type | None = None  # the class that declared the field
+        self.annotation, self.owner = annotation, owner
 
     def type(self) -> Any:
         """The annotation evaluated where it was written (``typing.get_type_hints`` for one
@@ -112,18 +113,15 @@ class Value:
             if _is_class_var(annotation):
                 continue
             value = cls.__dict__.get(name, MISSING)
-            if isinstance(value, _Declared):
-                declared = value.slot
-                slot = Slot(name, declared.default, declared.factory, declared.info)
-                slot.repr, slot.compare = declared.repr, declared.compare
-                slots[name] = slot
-                if declared.default is MISSING:
+            d = value.slot if isinstance(value, _Declared) else Slot(name, value)
+            slots[name] = Slot(
+                name, d.default, d.factory, d.info, d.repr, d.compare, annotation, owner=cls
+            )
+            if isinstance(value, _Declared):  # the class attribute is the default, as written
+                if d.default is MISSING:
                     delattr(cls, name)
                 else:
-                    setattr(cls, name, declared.default)
-            else:
-                slots[name] = Slot(name, value)
-            slots[name].annotation, slots[name].owner = annotation, cls
+                    setattr(cls, name, d.default)
         cls._value_fields = tuple(slots.values())
         if kw_only is not None:
             cls._value_kw_only = kw_only
