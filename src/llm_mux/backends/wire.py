@@ -14,8 +14,10 @@ sizes are checked, and every connect, write and read waits at most the request's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 MAX_HEAD = 64 * 1024  # bytes of status line and headers
 MAX_HEADERS = 200
@@ -98,12 +100,12 @@ class WireResponse:
         self.url = url
         self._pool, self._key, self._connection = pool, key, connection
         self._timeout = timeout
-        self._has_body = not (self.status_code in (204, 304) or 100 <= self.status_code < 200)
+        self._delimited = True  # the body's end is known, so the connection can be reused
         self._body = self._body_reader()
         self._done = False
 
     def _body_reader(self) -> AsyncIterator[bytes]:
-        if not self._has_body:
+        if self.status_code in (204, 304) or 100 <= self.status_code < 200:
             return _nothing()
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             return self._chunked()
@@ -116,6 +118,7 @@ class WireResponse:
             if size < 0:
                 raise WireProtocolError(f"invalid Content-Length {length!r}")
             return self._sized(size)
+        self._delimited = False
         return self._to_close()
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
@@ -133,9 +136,6 @@ class WireResponse:
         if decoder is not None:
             yield decoder.flush()
         self._finish()
-
-    async def aread(self) -> bytes:
-        return b"".join([chunk async for chunk in self.aiter_bytes()])
 
     async def aclose(self) -> None:
         """Give the connection back when the body was read to its end; close it otherwise."""
@@ -158,30 +158,16 @@ class WireResponse:
         tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
         if "close" in tokens or (self._version == "HTTP/1.0" and "keep-alive" not in tokens):
             return False
-        chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
-        return chunked or "content-length" in self.headers or not self._has_body
+        return self._delimited
 
     async def _read(self, size: int) -> bytes:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await self._connection.reader.read(size)
-        except TimeoutError:
-            raise WireTimeout("ReadTimeout") from None
-        except OSError as exc:
-            raise WireProtocolError(f"connection lost: {exc}") from None
+        reading = self._connection.reader.read(size)
+        return await _bounded(reading, self._timeout, "ReadTimeout")
 
     async def _line(self) -> bytes:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await self._connection.reader.readuntil(_CRLF)
-        except TimeoutError:
-            raise WireTimeout("ReadTimeout") from None
-        except asyncio.IncompleteReadError:
-            raise WireProtocolError(_CUT + ": incomplete chunked read") from None
-        except asyncio.LimitOverrunError:
-            raise WireProtocolError("a chunk header is too long") from None
-        except OSError as exc:
-            raise WireProtocolError(f"connection lost: {exc}") from None
+        reading = self._connection.reader.readuntil(_CRLF)
+        cut, long = _CUT + ": incomplete chunked read", "a chunk header is too long"
+        return await _bounded(reading, self._timeout, "ReadTimeout", cut=cut, too_long=long)
 
     async def _sized(self, size: int) -> AsyncIterator[bytes]:
         left = size
@@ -217,6 +203,24 @@ class WireResponse:
 
 
 _CUT = "peer closed connection without sending complete message body"
+
+
+async def _bounded(
+    operation: Awaitable[T], timeout: float, kind: str, *, cut: str = _CUT, too_long: str = ""
+) -> T:
+    """``operation`` within ``timeout`` seconds, its failures as wire errors: ``kind`` names
+    a timeout, ``cut`` a connection that ended early, ``too_long`` a line over the limit."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await operation
+    except TimeoutError:
+        raise WireTimeout(kind) from None
+    except asyncio.IncompleteReadError:
+        raise WireProtocolError(cut) from None
+    except asyncio.LimitOverrunError:
+        raise WireProtocolError(too_long) from None
+    except OSError as exc:
+        raise WireProtocolError(f"connection lost: {exc}") from None
 
 
 def _decoder(encoding: str) -> Any:
@@ -318,14 +322,11 @@ class WirePool:
     async def _send_and_read_head(
         self, connection: _Connection, data: bytes, timeout: float
     ) -> _Head:
-        try:
-            async with asyncio.timeout(timeout):
-                connection.writer.write(data)
-                await connection.writer.drain()
-        except TimeoutError:
-            raise WireTimeout("WriteTimeout") from None
-        except OSError as exc:
-            raise WireProtocolError(f"connection lost: {exc}") from None
+        async def send() -> None:
+            connection.writer.write(data)
+            await connection.writer.drain()
+
+        await _bounded(send(), timeout, "WriteTimeout")
         for _ in range(MAX_INTERIM):
             head = _parse_head(await self._read_head(connection, timeout))
             if not 100 <= head[1] < 200 or head[1] == 101:
@@ -333,17 +334,10 @@ class WirePool:
         raise WireProtocolError(f"more than {MAX_INTERIM} interim responses")
 
     async def _read_head(self, connection: _Connection, timeout: float) -> bytes:
-        try:
-            async with asyncio.timeout(timeout):
-                return await connection.reader.readuntil(_CRLF + _CRLF)
-        except TimeoutError:
-            raise WireTimeout("ReadTimeout") from None
-        except asyncio.IncompleteReadError:
-            raise WireProtocolError("server disconnected without sending a response") from None
-        except asyncio.LimitOverrunError:
-            raise WireProtocolError(f"response head over {MAX_HEAD} bytes") from None
-        except OSError as exc:
-            raise WireProtocolError(f"connection lost: {exc}") from None
+        reading = connection.reader.readuntil(_CRLF + _CRLF)
+        cut = "server disconnected without sending a response"
+        long = f"response head over {MAX_HEAD} bytes"
+        return await _bounded(reading, timeout, "ReadTimeout", cut=cut, too_long=long)
 
 
 def _request_head(
