@@ -15,8 +15,8 @@ import logging
 import re
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -522,15 +522,12 @@ class HttpBackend:
         body, timeout = self.body(request), self.timeout(request)
         started = time.monotonic()
         try:
-            async with asyncio.timeout(timeout):
-                text, usage = await self._exchange(target, body, timeout)
+            with self._translated(url):
+                async with asyncio.timeout(timeout):
+                    text, usage = await self._exchange(target, body, timeout)
         except TimeoutError:
             message = f"no answer within {timeout:g} s from {safe_url(url)}"
             raise BackendTimeout(message, backend=self.name) from None
-        except Exception as exc:
-            if transport_error(exc):
-                raise translate(exc, backend=self.name, url=url) from exc
-            raise
         return Response(text, self.name, _ms_since(started), usage)
 
     async def stream(self, request: Request) -> AsyncIterator[Delta]:
@@ -541,7 +538,7 @@ class HttpBackend:
             yield Delta(response.text, response.usage)
             return
         target = self._target or self._resolve()
-        try:
+        with self._translated(target.url):
             async with self._open(target, self.body(request), self.timeout(request)) as resp:
                 if not resp.headers.get("content-type", "").startswith(self.stream_type):
                     text, usage = self._understand(await self._read(resp))
@@ -549,9 +546,15 @@ class HttpBackend:
                     return
                 async for delta in self._iter_stream(resp):
                     yield delta
+
+    @contextmanager
+    def _translated(self, url: str) -> Iterator[None]:
+        """A failure of either HTTP client as one of our error classes (the cause kept)."""
+        try:
+            yield
         except Exception as exc:
             if transport_error(exc):
-                raise translate(exc, backend=self.name, url=target.url) from exc
+                raise translate(exc, backend=self.name, url=url) from exc
             raise
 
     @asynccontextmanager
