@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from llm_mux.cli.options import get_settings, global_options
+from llm_mux.render import is_terminal
 from llm_mux.schema import dump
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     if not rows:
         click.echo(f"No {title.lower()} configured.")
         return
-    if not _stdout_is_terminal():
+    if not is_terminal(sys.stdout):
         cells = [[redact(" ".join(str(cell).split())) for cell in row] for row in rows]
         click.echo(f"{title}\n{plain_columns([columns, *cells])}")
         return
@@ -104,13 +105,6 @@ def plain_columns(rows: list[list[str]]) -> str:
         for row in rows
     )
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _listing(

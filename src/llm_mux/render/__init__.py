@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from llm_mux.workflow.runner import StepEvent
@@ -49,13 +49,14 @@ def make_view(output: str, steps: Sequence[str], title: str) -> View:
         return SilentView()
     from llm_mux.render.console import LineView, LiveView
 
-    if _is_terminal():
+    if is_terminal(sys.stderr):
         return LiveView(steps, title)
     return LineView(steps)
 
 
-def _is_terminal() -> bool:
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed or replaced stream)."""
     try:
-        return sys.stderr.isatty()
+        return bool(stream.isatty())
     except (AttributeError, ValueError):
         return False
