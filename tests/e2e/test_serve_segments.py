@@ -6,7 +6,6 @@ Counted with the kernel's own tally of the data segments a socket received (TCP_
 
 from __future__ import annotations
 
-import json
 import socket
 import struct
 import sys
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.raw_http import chat_post
 from tests.serve_support import Served, start, stop
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="TCP_INFO is Linux's")
@@ -54,28 +54,19 @@ def exchange(served: Served, request: bytes, end: bytes) -> tuple[bytes, int]:
         return answer, data_segments_in(sock)
 
 
-def post(body: dict[str, object]) -> bytes:
-    data = json.dumps(body).encode()
-    head = (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
-    )
-    return head.encode() + data
-
-
 def test_a_whole_answer_is_one_segment(served: Served) -> None:
     answer, segments = exchange(served, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n", b"}")
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"status":"ok"}')
     assert segments == 1
     messages = [{"role": "user", "content": "hi"}]
-    answer, segments = exchange(served, post({"model": "quick", "messages": messages}), b"}}")
+    answer, segments = exchange(served, chat_post({"model": "quick", "messages": messages}), b"}}")
     assert b'"content":"one two three"' in answer
     assert segments == 1
 
 
 def test_a_stream_ready_at_once_is_one_segment(served: Served) -> None:
     body = {"model": "quick", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    answer, segments = exchange(served, post(body), b"0\r\n\r\n")
+    answer, segments = exchange(served, chat_post(body), b"0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200")
     assert b'"content":"one two three"' in answer and b"data: [DONE]" in answer
     assert segments == 1

@@ -8,7 +8,6 @@ reuses it fails with ``RemoteProtocolError`` unless the stream asked for ``Conne
 
 from __future__ import annotations
 
-import json
 import socket
 from typing import Any
 from urllib.parse import urlparse
@@ -22,6 +21,7 @@ from tests.fakes.llama_server import (  # noqa: F401  (fixtures)
     llama_server_fixture,
     llama_server_with_key_fixture,
 )
+from tests.fakes.raw_http import chat_post
 
 FRANCE = "What is the capital of France? Answer in one word."
 SHORT = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 3}
@@ -110,21 +110,12 @@ async def test_prompt_over_the_context_is_a_real_400(llama_server: LlamaServer, 
     assert response.headers["connection"] == "close"
 
 
-def _raw_request(body: dict[str, Any]) -> bytes:
-    data = json.dumps(body).encode()
-    head = (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-    )
-    return head.encode() + data
-
-
 def test_server_closes_the_connection_after_a_streamed_answer(
     llama_server: LlamaServer,
 ) -> None:
     url = urlparse(llama_server.base_url)
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-        sock.sendall(_raw_request({**SHORT, "stream": True}))
+        sock.sendall(chat_post({**SHORT, "stream": True}))
         received = b""
         while not received.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of a chunked body
             received += sock.recv(65536)
@@ -132,7 +123,7 @@ def test_server_closes_the_connection_after_a_streamed_answer(
         assert "keep-alive: timeout=5" in headers  # keep-alive advertised ...
         assert "connection: close" not in headers
         try:  # ... yet a request sent at once on the same connection gets no answer
-            sock.sendall(_raw_request(SHORT))
+            sock.sendall(chat_post(SHORT))
             assert sock.recv(65536) == b""
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -142,7 +133,7 @@ def test_server_keeps_the_connection_after_a_plain_answer(llama_server: LlamaSer
     url = urlparse(llama_server.base_url)
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
         for _ in range(2):
-            sock.sendall(_raw_request(SHORT))
+            sock.sendall(chat_post(SHORT))
             assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
 
 
