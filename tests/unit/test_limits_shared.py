@@ -12,6 +12,7 @@ import pytest
 from llm_mux.errors import Unavailable
 from llm_mux.roles import Multiplexer
 from llm_mux.schema import validate
+from tests.conftest import slack
 from tests.fakes.fixtures import make_config
 from tests.fakes.redis_server import RedisServer, SilentServer
 from tests.fakes.server import FakeLLMServer, rate_limited
@@ -71,7 +72,10 @@ async def test_admissions_of_two_limiters_stay_within_the_rate_in_every_window(
     admitted.sort()
     assert len(admitted) == 50
     busiest = max(sum(1 for t in admitted if first <= t < first + 1.0) for first in admitted)
-    assert busiest <= 1.05 * rate + burst
+    # The promise on an idle machine; on a busy one, like every timing bound here, times
+    # slack(): a start woken late is reserved again, but after MAX_LATE_RETRIES it goes,
+    # and those starts bunch with the ones reserved after them.
+    assert busiest <= (1.05 * rate + burst) * slack(), busiest
     achieved = (len(admitted) - burst) / (admitted[-1] - admitted[0])
     # the upper bound is the promise; the lower one only that waiting requests keep flowing
     # (a loaded machine delays wake-ups; bench/shared_limits.py measures the 90 %)
